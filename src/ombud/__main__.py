@@ -1,0 +1,3 @@
+from ombud.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The HTTP edge: dependencies, problem+json rendering, middleware."""

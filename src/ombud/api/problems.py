@@ -1,0 +1,163 @@
+"""RFC 9457 problem+json for every error ombud's own routes answer, and auditing of refusals.
+
+Every refusal on a matched route (401, 403, 404, 413, 422, ...) is written to the audit trail
+before the response leaves, so denials are as visible as successes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
+
+from ombud.audit.events import ANONYMOUS, AuditEvent, Outcome
+from ombud.core.context import CallContext
+from ombud.core.errors import (
+    FieldError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    ServiceUnavailable,
+)
+from ombud.core.ids import new_id
+from ombud.identity.principal import Principal
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemDetails(BaseModel):
+    """The problem+json body (RFC 9457) with ombud's extension members."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["urn:ombud:problem:validation_error"])
+    title: str
+    status: int
+    detail: str = ""
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ProblemDetails, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
+    for status, text in {
+        401: "Missing, unknown or revoked credentials",
+        403: "Not allowed",
+        404: "Unknown or unapproved model",
+        413: "Request body too large",
+        422: "Invalid request; `errors` lists each offending field",
+        503: "Model or dependency unavailable",
+    }.items()
+}
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _on_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+async def _on_problem(request: Request, exc: Problem) -> JSONResponse:
+    return await respond(request, exc)
+
+
+async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        FieldError(loc=tuple(e.get("loc", ())), msg=str(e.get("msg", "")), type=str(e.get("type")))
+        for e in exc.errors()
+    ]
+    fields = ", ".join(".".join(str(p) for p in e.loc) for e in errors)
+    return await respond(request, InvalidRequest(detail=f"invalid fields: {fields}", errors=errors))
+
+
+async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    problem: Problem
+    if exc.status_code == 404:
+        problem = NotFound(detail=f"no route for {request.url.path}")
+    elif exc.status_code == 413:
+        problem = PayloadTooLarge(detail=str(exc.detail))
+    elif exc.status_code == 405:
+        problem = MethodNotAllowed(detail=f"{request.method} is not allowed here")
+    else:
+        problem = _generic(exc.status_code, str(exc.detail))
+    return await respond(request, problem)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return await respond(request, Problem(detail="unexpected error; see the server log"))
+
+
+def _generic(status: int, detail: str) -> Problem:
+    problem_class = type(
+        f"HTTP{status}", (Problem,), {"kind": f"http_{status}", "status": status, "title": detail}
+    )
+    problem: Problem = problem_class(detail=detail)
+    return problem
+
+
+async def respond(request: Request, problem: Problem) -> JSONResponse:
+    """Audit ``problem`` (when it happened on a route) and render it as problem+json."""
+    request_id = getattr(request.state, "request_id", None)
+    if isinstance(request.scope.get("route"), Route):
+        try:
+            await _audit(request, problem, request_id)
+        except Exception:
+            log.exception("could not audit a refusal; answering 503 instead")
+            problem = ServiceUnavailable(detail="the audit trail is unavailable")
+    body: dict[str, Any] = {
+        "type": problem.type_uri,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "instance": request.url.path,
+        "request_id": request_id,
+    }
+    if problem.errors:
+        body["errors"] = [e.as_dict() for e in problem.errors]
+    headers = dict(problem.headers)
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    return JSONResponse(
+        body, status_code=problem.status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
+    )
+
+
+def _outcome(status: int) -> Outcome:
+    if status in (401, 403, 429):
+        return Outcome.DENIED
+    return Outcome.ERROR if status >= 500 else Outcome.REJECTED
+
+
+async def _audit(request: Request, problem: Problem, request_id: str | None) -> None:
+    container = request.app.state.container
+    principal: Principal | None = getattr(request.state, "principal", None)
+    context: CallContext | None = getattr(request.state, "call_context", None)
+    route = request.scope["route"]
+    event = AuditEvent(
+        event_id=new_id("evt"),
+        occurred_at=container.clock.now(),
+        actor=principal.id if principal else ANONYMOUS,
+        action=route.name,
+        resource=f"{request.method} {request.url.path}",
+        outcome=_outcome(problem.status),
+        tenant_id=principal.tenant_id if principal else None,
+        request_id=request_id,
+        purpose=context.purpose if context else None,
+        subject=context.subject if context else None,
+        reason=problem.kind,
+        detail={"status": problem.status, "detail": problem.detail[:500]},
+    )
+    await container.records.write([event])

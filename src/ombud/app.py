@@ -1,0 +1,48 @@
+"""The application factory: ``create_app(settings)`` builds a FastAPI app and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ombud import __version__
+from ombud.api import problems
+from ombud.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from ombud.config import Settings
+from ombud.container import Container
+from ombud.core.clock import Clock
+from ombud.health.router import router as health_router
+from ombud.serving.router import router as models_router
+
+DESCRIPTION = """\
+ombud is the governed path for every AI call: it authenticates the caller, validates the
+request, runs the model off the event loop, and records a prediction log and an audit event
+before it answers. Errors are RFC 9457 `application/problem+json`.
+
+Authenticate with `Authorization: Bearer <API key>` (or `x-api-key`). Optional request headers:
+`X-Ombud-Purpose`, `X-Ombud-Subject` (pseudonymous), `X-Ombud-Feature`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """Build the app. Nothing connects until the lifespan starts."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        container = Container.create(settings, clock=clock)
+        app.state.container = container
+        try:
+            yield
+        finally:
+            await container.aclose()
+
+    app = FastAPI(title="ombud", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    problems.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health_router)
+    app.include_router(models_router)
+    return app

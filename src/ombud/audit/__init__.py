@@ -1,0 +1,1 @@
+"""Audit trail: who did what to which resource, for which purpose, with what outcome."""

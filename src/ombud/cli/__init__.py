@@ -1,0 +1,1 @@
+"""The ``ombud`` command line."""

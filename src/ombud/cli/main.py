@@ -1,0 +1,104 @@
+"""``ombud``: serve, demo, migrate, apikeys. Commands call the same services as the API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import socket
+from typing import Annotated
+
+import typer
+import uvicorn
+from fastapi import FastAPI
+
+from ombud.app import create_app
+from ombud.cli.apikeys import app as apikeys_app
+from ombud.cli.runtime import load_settings, with_container
+from ombud.container import Container
+from ombud.demo.credit_model import EXAMPLE_APPLICANT
+from ombud.demo.seed import seed_demo
+from ombud.storage import migrate as migrations
+
+app = typer.Typer(
+    help="ombud: a governed AI backend.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+app.add_typer(apikeys_app, name="apikeys")
+
+HostOption = Annotated[str | None, typer.Option(help="Interface to listen on.")]
+PortOption = Annotated[int | None, typer.Option(help="Port to listen on (0: any free port).")]
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+
+    async def run(container: Container) -> None:
+        await migrations.upgrade(container.engine)
+
+    with_container(run)
+    typer.echo("database schema is up to date")
+
+
+@app.command()
+def serve(host: HostOption = None, port: PortOption = None) -> None:
+    """Serve the API (run ``ombud migrate`` first)."""
+    settings = load_settings()
+    sock = _bind(host or settings.server.host, settings.server.port if port is None else port)
+    _run_server(create_app(settings), sock)
+
+
+@app.command()
+def demo(host: HostOption = None, port: PortOption = None) -> None:
+    """Migrate, seed the demo (tenant, key, credit-risk model) and serve. Dev mode only."""
+    settings = load_settings()
+    if not settings.is_dev:
+        raise typer.BadParameter("the demo runs in dev mode only (OMBUD_ENV=dev)")
+
+    async def prepare(container: Container) -> str:
+        await migrations.upgrade(container.engine)
+        return (await seed_demo(container)).api_key
+
+    api_key = with_container(prepare)
+    sock = _bind(host or settings.server.host, settings.server.port if port is None else port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    base = f"http://{bound_host}:{bound_port}"
+    typer.echo(f"ombud demo is listening on {base}")
+    typer.echo(f"  API docs (OpenAPI): {base}/docs")
+    typer.echo(f"  demo API key (new on every start; older demo keys are revoked): {api_key}")
+    typer.echo("  score an applicant:")
+    typer.echo(_curl(base, api_key))
+    _run_server(create_app(settings), sock)
+
+
+def _curl(base: str, api_key: str) -> str:
+    body = json.dumps({"features": EXAMPLE_APPLICANT}, separators=(",", ":"))
+    return (
+        f"curl -sS {base}/v1/models/credit-risk/predict"
+        f" -H {shlex.quote('Authorization: Bearer ' + api_key)}"
+        " -H 'Content-Type: application/json' -H 'X-Ombud-Purpose: credit_scoring'"
+        f" -d {shlex.quote(body)}"
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind before printing anything, so a printed URL is one that answers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise typer.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock
+
+
+def _run_server(application: FastAPI, sock: socket.socket) -> None:
+    config = uvicorn.Config(application, lifespan="on", log_level="info", proxy_headers=False)
+    server = uvicorn.Server(config)
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+def main() -> None:
+    app()

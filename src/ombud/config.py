@@ -1,0 +1,89 @@
+"""Settings: the one place that reads the environment.
+
+Every option has an ``OMBUD_`` variable; nested groups use ``__`` (``OMBUD_DATABASE__URL``).
+Secrets are ``SecretStr`` so they never reach logs or reprs. Outside ``dev`` the built-in demo
+secrets are refused, so a production deployment cannot start with a value printed in the docs.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_API_KEY_PEPPER = "ombud-demo-pepper-not-for-production"
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    PROD = "prod"
+
+
+class DatabaseSettings(BaseModel):
+    """Where state lives. SQLite by default; a ``postgresql://`` URL selects PostgreSQL."""
+
+    url: SecretStr = SecretStr("sqlite:///./var/ombud.db")
+    pool_size: int = Field(default=10, ge=1)
+    echo: bool = False
+
+
+class RedisSettings(BaseModel):
+    """Shared fast state. Unset means embedded (in-process) alternatives are used."""
+
+    url: SecretStr | None = None
+
+
+class SecuritySettings(BaseModel):
+    api_key_pepper: SecretStr = SecretStr(DEMO_API_KEY_PEPPER)
+    """Server-side secret mixed into API-key digests (HMAC-SHA256), so a stolen table is useless."""
+
+
+class ServingSettings(BaseModel):
+    artifact_dir: Path = Path("var/artifacts")
+    inference_threads: int = Field(default=4, ge=1, le=64)
+    """Worker threads for model inference, which never runs on the event loop."""
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+
+class Settings(BaseSettings):
+    """All of ombud's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OMBUD_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    env: Environment = Environment.DEV
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    security: SecuritySettings = SecuritySettings()
+    serving: ServingSettings = ServingSettings()
+    server: ServerSettings = ServerSettings()
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _lower_env(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _refuse_demo_secrets(self) -> Self:
+        if self.env is not Environment.DEV:
+            if self.security.api_key_pepper.get_secret_value() == DEMO_API_KEY_PEPPER:
+                raise ValueError(
+                    "OMBUD_SECURITY__API_KEY_PEPPER is the demo value; set a secret of your own "
+                    "outside dev mode"
+                )
+            if len(self.security.api_key_pepper.get_secret_value()) < 32:
+                raise ValueError("OMBUD_SECURITY__API_KEY_PEPPER must be at least 32 characters")
+        return self
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env is Environment.DEV

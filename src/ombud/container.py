@@ -1,0 +1,60 @@
+"""Composition root: settings → adapters → services, built once per process and closed at exit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ombud.config import Settings
+from ombud.core.clock import Clock, SystemClock
+from ombud.records.writer import DatabaseRecordWriter, RecordWriter
+from ombud.serving.artifacts import ArtifactStore, LocalArtifactStore
+from ombud.serving.runtime import ModelRuntime
+from ombud.storage.database import create_engine, create_sessionmaker
+
+
+@dataclass
+class Container:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis | None
+    artifacts: ArtifactStore
+    runtime: ModelRuntime
+    records: RecordWriter
+
+    @classmethod
+    def create(cls, settings: Settings, *, clock: Clock | None = None) -> Container:
+        """Build every long-lived object. Connections open lazily, on first use."""
+        engine = create_engine(settings.database)
+        sessions = create_sessionmaker(engine)
+        artifacts = LocalArtifactStore(settings.serving.artifact_dir)
+        redis_url = settings.redis.url
+        return cls(
+            settings=settings,
+            clock=clock or SystemClock(),
+            engine=engine,
+            sessions=sessions,
+            redis=(
+                Redis.from_url(
+                    redis_url.get_secret_value(), socket_timeout=2.0, socket_connect_timeout=2.0
+                )
+                if redis_url is not None
+                else None
+            ),
+            artifacts=artifacts,
+            runtime=ModelRuntime(artifacts, threads=settings.serving.inference_threads),
+            records=DatabaseRecordWriter(sessions),
+        )
+
+    @property
+    def api_key_pepper(self) -> bytes:
+        return self.settings.security.api_key_pepper.get_secret_value().encode()
+
+    async def aclose(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()

@@ -1,0 +1,101 @@
+"""Problem types (RFC 9457): every refusal ombud makes is one of these, with a stable ``type`` URI.
+
+Services raise a :class:`Problem`; the HTTP edge renders it as ``application/problem+json`` and
+the audit trail records its ``kind``. Nothing here knows about HTTP frameworks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+PROBLEM_BASE = "urn:ombud:problem:"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One offending field of a request, in the shape FastAPI/Pydantic users know."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+    type: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"loc": list(self.loc), "msg": self.msg, "type": self.type}
+
+
+@dataclass(eq=False)
+class Problem(Exception):
+    """Base of all client-visible failures. Subclasses fix ``kind``, ``status`` and ``title``."""
+
+    detail: str = ""
+    errors: Sequence[FieldError] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    kind: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+
+    def __post_init__(self) -> None:
+        super().__init__(self.detail or self.title)
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_BASE + self.kind
+
+
+class Unauthenticated(Problem):
+    kind = "unauthenticated"
+    status = 401
+    title = "Missing or invalid credentials"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.headers = {"WWW-Authenticate": 'Bearer realm="ombud"', **self.headers}
+
+
+class Forbidden(Problem):
+    kind = "forbidden"
+    status = 403
+    title = "Not allowed"
+
+
+class NotFound(Problem):
+    kind = "not_found"
+    status = 404
+    title = "Resource not found"
+
+
+class ModelNotFound(NotFound):
+    kind = "model_not_found"
+    title = "Model not found"
+
+
+class InvalidRequest(Problem):
+    kind = "validation_error"
+    status = 422
+    title = "Request validation failed"
+
+
+class MethodNotAllowed(Problem):
+    kind = "method_not_allowed"
+    status = 405
+    title = "Method not allowed"
+
+
+class PayloadTooLarge(Problem):
+    kind = "payload_too_large"
+    status = 413
+    title = "Request body too large"
+
+
+class ServiceUnavailable(Problem):
+    kind = "service_unavailable"
+    status = 503
+    title = "Service unavailable"
+
+
+class ModelUnavailable(ServiceUnavailable):
+    kind = "model_unavailable"
+    title = "Model cannot be served"

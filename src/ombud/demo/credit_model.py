@@ -1,0 +1,110 @@
+"""Train the demo credit-risk classifier and describe its inputs.
+
+A logistic regression over one-hot categories and scaled amounts: small, fast, explainable, and
+deterministic for a given scikit-learn version. ``sex`` and ``age`` are declared as protected
+attributes: recorded for fairness monitoring, never given to the estimator.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Literal
+
+import numpy as np
+import skops.io
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from ombud.demo.german_credit import CATEGORIES, INTEGER_FEATURES, load
+from ombud.registry.schemas import FeatureSpec, ServingConfig
+
+MODEL_NAME = "credit-risk"
+PROTECTED = ("sex", "age")
+INPUTS = (
+    "checking_status", "duration_months", "credit_history", "purpose", "credit_amount",
+    "savings", "employment_since", "installment_rate", "property", "housing",
+)  # fmt: skip
+
+EXAMPLE_APPLICANT: dict[str, Any] = {
+    "checking_status": "0_to_200",
+    "duration_months": 24,
+    "credit_history": "existing_paid",
+    "purpose": "car_used",
+    "credit_amount": 4500,
+    "savings": "lt_100",
+    "employment_since": "1_to_4y",
+    "installment_rate": 3,
+    "property": "car_other",
+    "housing": "own",
+    "age": 35,
+    "sex": "female",
+}
+
+
+def feature_specs() -> list[FeatureSpec]:
+    """The model's input contract, in request order; protected attributes last."""
+    specs = [_spec(name, role="input") for name in INPUTS]
+    specs += [_spec(name, role="protected") for name in PROTECTED]
+    return specs
+
+
+def _spec(name: str, *, role: Literal["input", "protected"]) -> FeatureSpec:
+    required = role == "input"
+    if name in INTEGER_FEATURES:
+        return FeatureSpec(name=name, type="integer", minimum=0, role=role, required=required)
+    values = sorted(set(CATEGORIES[name].values()))
+    return FeatureSpec(name=name, type="category", categories=values, role=role, required=required)
+
+
+def serving_config() -> ServingConfig:
+    return ServingConfig(
+        threshold=0.5,
+        score_meaning="probability that the applicant is a bad credit risk",
+        positive_decision="decline",
+        negative_decision="approve",
+    )
+
+
+def train(random_state: int = 7) -> tuple[Pipeline, dict[str, float]]:
+    """Fit on 80% of the rows; return the pipeline and its held-out accuracy and AUC."""
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    data = load()
+    matrix = np.array([[row[name] for name in INPUTS] for row in data.rows], dtype=object)
+    labels = np.array(data.labels)
+    x_train, x_test, y_train, y_test = train_test_split(
+        matrix, labels, test_size=0.2, random_state=random_state, stratify=labels
+    )
+    categorical = [i for i, name in enumerate(INPUTS) if name not in INTEGER_FEATURES]
+    numeric = [i for i, name in enumerate(INPUTS) if name in INTEGER_FEATURES]
+    pipeline = Pipeline(
+        [
+            (
+                "encode",
+                ColumnTransformer(
+                    [
+                        ("categories", OneHotEncoder(handle_unknown="ignore"), categorical),
+                        ("numbers", StandardScaler(), numeric),
+                    ]
+                ),
+            ),
+            ("classify", LogisticRegression(max_iter=1000, C=0.5)),
+        ]
+    )
+    pipeline.fit(x_train, y_train)
+    scores = pipeline.predict_proba(x_test)[:, 1]
+    metrics = {
+        "accuracy": float(accuracy_score(y_test, scores >= 0.5)),
+        "roc_auc": float(roc_auc_score(y_test, scores)),
+    }
+    return pipeline, metrics
+
+
+def to_skops(pipeline: Pipeline) -> bytes:
+    """Serialize in the skops format (no pickle)."""
+    buffer = io.BytesIO()
+    skops.io.dump(pipeline, buffer)
+    return buffer.getvalue()

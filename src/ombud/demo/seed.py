@@ -1,0 +1,69 @@
+"""Seeding the demo: a tenant, an analyst key, and the credit-risk model (trained if missing)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ombud.container import Container
+from ombud.core.errors import ModelNotFound
+from ombud.demo import credit_model
+from ombud.identity.repository import IdentityRepository
+from ombud.identity.service import IdentityService
+from ombud.registry.repository import RegistryRepository
+from ombud.registry.schemas import ArtifactFormat, ModelVersion, VersionStatus
+from ombud.registry.service import RegistryService
+from ombud.serving.artifacts import ArtifactIntegrityError
+
+log = logging.getLogger(__name__)
+
+DEMO_TENANT = "demo"
+DEMO_PRINCIPAL = "demo-analyst"
+DEMO_KEY_NAME = "demo key"
+
+
+@dataclass(frozen=True)
+class DemoSeed:
+    api_key: str
+    model: ModelVersion
+
+
+async def seed_demo(container: Container) -> DemoSeed:
+    """Idempotent: reuses the registered model; issues a fresh key and revokes older demo keys."""
+    async with container.sessions.begin() as session:
+        registry = RegistryService(RegistryRepository(session), container.clock)
+        identity = IdentityService(
+            IdentityRepository(session), container.api_key_pepper, container.clock
+        )
+        model = await _ensure_model(container, registry)
+        for key in await identity.list_api_keys(DEMO_TENANT):
+            if key.name == DEMO_KEY_NAME and key.revoked_at is None:
+                await identity.revoke_api_key(key.id)
+        created = await identity.create_api_key(
+            tenant=DEMO_TENANT, roles=["analyst"], principal=DEMO_PRINCIPAL, name=DEMO_KEY_NAME
+        )
+    return DemoSeed(api_key=created.token, model=model)
+
+
+async def _ensure_model(container: Container, registry: RegistryService) -> ModelVersion:
+    try:
+        version = await registry.serving_version(credit_model.MODEL_NAME)
+        container.artifacts.read_verified(version.artifact_uri, version.sha256)
+    except (ModelNotFound, ArtifactIntegrityError) as exc:
+        log.info("training the demo model (%s)", exc)
+    else:
+        return version
+    pipeline, metrics = credit_model.train()
+    stored = container.artifacts.put(credit_model.to_skops(pipeline), "skops")
+    log.info("trained %s: %s", credit_model.MODEL_NAME, metrics)
+    return await registry.register_version(
+        model=credit_model.MODEL_NAME,
+        artifact_uri=stored.uri,
+        sha256=stored.sha256,
+        artifact_format=ArtifactFormat.SKOPS,
+        features=credit_model.feature_specs(),
+        serving=credit_model.serving_config(),
+        status=VersionStatus.APPROVED,
+        description="Demo credit-risk classifier (logistic regression, UCI German credit).",
+        owner="ombud demo",
+    )

@@ -1,0 +1,1 @@
+"""Identity: tenants, principals with roles, API keys, and authenticating a request."""

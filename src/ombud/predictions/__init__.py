@@ -1,0 +1,1 @@
+"""Prediction records: what each call to an own model received and answered, with versions."""

@@ -1,0 +1,1 @@
+"""Durable records: prediction logs and audit events, written through one writer."""

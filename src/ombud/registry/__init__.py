@@ -1,0 +1,1 @@
+"""Model registry: registered models and their versions (artifact, digest, input schema, status)."""

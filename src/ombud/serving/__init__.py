@@ -1,0 +1,1 @@
+"""Serving own models: verified artifact loading, input validation, off-loop inference."""

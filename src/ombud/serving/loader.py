@@ -1,0 +1,39 @@
+"""Turning verified artifact bytes into an estimator, in safe formats only (never raw pickle)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import skops.io
+
+from ombud.registry.schemas import ArtifactFormat
+
+# Types outside skops' own trusted set that ombud accepts in an artifact. Empty: the demo
+# pipeline needs none, and anything else must be reviewed and added here deliberately.
+EXTRA_TRUSTED_TYPES: frozenset[str] = frozenset()
+
+
+class ArtifactRejected(Exception):
+    """The artifact is in a format ombud will not load, or holds untrusted types."""
+
+
+class Classifier(Protocol):
+    def predict_proba(self, x: npt.NDArray[Any]) -> npt.NDArray[np.float64]: ...
+
+
+def load_classifier(data: bytes, artifact_format: ArtifactFormat) -> Classifier:
+    if artifact_format is not ArtifactFormat.SKOPS:
+        raise ArtifactRejected(f"format {artifact_format.value!r} is not supported yet")
+    try:
+        untrusted = set(skops.io.get_untrusted_types(data=data))
+    except Exception as exc:  # noqa: BLE001 - any parse failure means "not a valid artifact"
+        raise ArtifactRejected(f"unreadable skops artifact: {exc}") from exc
+    unexpected = untrusted - EXTRA_TRUSTED_TYPES
+    if unexpected:
+        raise ArtifactRejected(f"artifact holds untrusted types: {sorted(unexpected)}")
+    model = skops.io.loads(data, trusted=sorted(untrusted))
+    if not callable(getattr(model, "predict_proba", None)):
+        raise ArtifactRejected("artifact is not a probabilistic classifier")
+    return model  # type: ignore[no-any-return]

@@ -1,0 +1,1 @@
+"""Storage: engines, the declarative base, migrations. Domains own their tables and repositories."""
