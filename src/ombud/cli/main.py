@@ -16,8 +16,7 @@ from ombud.app import create_app
 from ombud.cli.apikeys import app as apikeys_app
 from ombud.cli.runtime import load_settings, with_container
 from ombud.container import Container
-from ombud.demo.credit_model import EXAMPLE_APPLICANT
-from ombud.demo.seed import seed_demo
+from ombud.demo.example import EXAMPLE_APPLICANT
 from ombud.storage import migrate as migrations
 
 app = typer.Typer(
@@ -55,6 +54,8 @@ def demo(host: HostOption = None, port: PortOption = None) -> None:
     if not settings.is_dev:
         raise typer.BadParameter("the demo runs in dev mode only (OMBUD_ENV=dev)")
 
+    from ombud.demo.seed import seed_demo  # deferred: training imports scikit-learn
+
     async def prepare(container: Container) -> str:
         await migrations.upgrade(container.engine)
         return (await seed_demo(container)).api_key
@@ -82,12 +83,14 @@ def _curl(base: str, api_key: str) -> str:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """Bind before printing anything, so a printed URL is one that answers."""
+    """Bind and listen before printing anything, so a printed URL is one that answers."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening now lets connections queue until the server accepts them.
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise typer.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror}") from exc

@@ -8,7 +8,7 @@ attributes: recorded for fairness monitoring, never given to the estimator.
 from __future__ import annotations
 
 import io
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import skops.io
@@ -18,6 +18,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from ombud.demo.example import EXAMPLE_APPLICANT
 from ombud.demo.german_credit import CATEGORIES, INTEGER_FEATURES, load
 from ombud.registry.schemas import FeatureSpec, ServingConfig
 
@@ -28,20 +29,7 @@ INPUTS = (
     "savings", "employment_since", "installment_rate", "property", "housing",
 )  # fmt: skip
 
-EXAMPLE_APPLICANT: dict[str, Any] = {
-    "checking_status": "0_to_200",
-    "duration_months": 24,
-    "credit_history": "existing_paid",
-    "purpose": "car_used",
-    "credit_amount": 4500,
-    "savings": "lt_100",
-    "employment_since": "1_to_4y",
-    "installment_rate": 3,
-    "property": "car_other",
-    "housing": "own",
-    "age": 35,
-    "sex": "female",
-}
+__all__ = ["EXAMPLE_APPLICANT", "MODEL_NAME", "feature_specs", "serving_config", "train"]
 
 
 def feature_specs() -> list[FeatureSpec]:

@@ -6,7 +6,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import skops.io
 
 from ombud.registry.schemas import ArtifactFormat
 
@@ -24,6 +23,8 @@ class Classifier(Protocol):
 
 
 def load_classifier(data: bytes, artifact_format: ArtifactFormat) -> Classifier:
+    import skops.io  # deferred: importing skops costs over a second, only needed to load
+
     if artifact_format is not ArtifactFormat.SKOPS:
         raise ArtifactRejected(f"format {artifact_format.value!r} is not supported yet")
     try:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ombud.demo.credit_model import EXAMPLE_APPLICANT
+from ombud.demo.example import EXAMPLE_APPLICANT
 
 
 class PredictRequest(BaseModel):

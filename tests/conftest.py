@@ -1,0 +1,133 @@
+"""Shared fixtures: one database per backend per test worker, the app, an HTTP client.
+
+Storage and integration tests run on SQLite and on PostgreSQL (``OMBUD_TEST_POSTGRES_URL``).
+Outside CI a missing service skips its tests; in CI (``CI`` set) it fails them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import delete, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from ombud.app import create_app
+from ombud.config import DatabaseSettings, RedisSettings, ServingSettings, Settings
+from ombud.container import Container
+from ombud.storage import migrate
+from ombud.storage.database import create_engine, database_url
+from ombud.storage.tables import metadata
+
+
+def service_url(variable: str, what: str) -> str:
+    """The URL of a real service for tests, failing in CI and skipping elsewhere when unset."""
+    url = os.environ.get(variable)
+    if url:
+        return url
+    if os.environ.get("CI"):
+        pytest.fail(f"{variable} is not set: CI must run the {what} tests")
+    pytest.skip(f"set {variable} to run the {what} tests")
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(DatabaseSettings(url=SecretStr(url)))
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _admin(admin_url: str, statement: str) -> None:
+    engine = create_async_engine(database_url(admin_url), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    return service_url("OMBUD_TEST_POSTGRES_URL", "PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return service_url("OMBUD_TEST_REDIS_URL", "Redis")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated, empty database of each backend, private to this test worker."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'ombud.db'}"
+        asyncio.run(_migrate(url))
+        yield url
+        return
+    server = request.getfixturevalue("postgres_server_url")
+    name = f"ombud_test_{uuid4().hex[:12]}"
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    try:
+        asyncio.run(_migrate(url))
+        yield url
+    finally:
+        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture
+def settings(database: str, artifact_dir: Path) -> Settings:
+    return Settings(
+        database=DatabaseSettings(url=SecretStr(database)),
+        serving=ServingSettings(artifact_dir=artifact_dir, inference_threads=2),
+        redis=RedisSettings(),
+    )
+
+
+async def _empty(container: Container) -> None:
+    async with container.engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            await conn.execute(delete(table))
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running; the database is emptied afterwards."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+        await _empty(application.state.container)
+
+
+@pytest.fixture
+def container(app: FastAPI) -> Container:
+    result: Container = app.state.container
+    return result
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ombud.test") as http:
+        yield http

@@ -1,0 +1,211 @@
+"""The governed prediction, end to end through the ASGI app, on every storage backend."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ombud.audit.events import Outcome
+from ombud.container import Container
+from ombud.demo.credit_model import EXAMPLE_APPLICANT
+from ombud.predictions.repository import PredictionRepository
+from tests.integration.helpers import PREDICT, applicant, audit_for, bearer, prediction_count
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_prediction_is_answered_recorded_and_audited(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    response = await client.post(
+        PREDICT,
+        json=applicant(),
+        headers={
+            **bearer(api_key),
+            "X-Ombud-Purpose": "credit_scoring",
+            "X-Ombud-Subject": "subj-42",
+            "X-Request-Id": "req-test-1",
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "credit-risk"
+    assert body["model_version"] == 1
+    assert 0.0 <= body["score"] <= 1.0
+    assert body["decision"] == ("decline" if body["score"] >= body["threshold"] else "approve")
+    assert response.headers["X-Request-Id"] == "req-test-1"
+
+    async with container.sessions() as session:
+        record = await PredictionRepository(session).get(body["prediction_id"])
+    assert record is not None
+    assert record.inputs["credit_amount"] == 4500
+    assert record.inputs["sex"] == "female"  # protected attribute kept for fairness work
+    assert record.outputs["score"] == pytest.approx(body["score"])
+    assert (record.subject, record.purpose, record.model_version) == (
+        "subj-42",
+        "credit_scoring",
+        1,
+    )
+    assert record.latency_ms > 0
+
+    [event] = await audit_for(container, "req-test-1")
+    assert event.action == "model.predict"
+    assert event.outcome is Outcome.SUCCESS
+    assert event.actor == record.principal_id
+    assert event.resource == "model:credit-risk:v1"
+    assert (event.purpose, event.subject) == ("credit_scoring", "subj-42")
+    assert event.detail["prediction_id"] == body["prediction_id"]
+
+
+async def test_score_depends_on_the_inputs(client: httpx.AsyncClient, api_key: str) -> None:
+    safe = applicant(checking_status="none", credit_history="critical", duration_months=6,
+                     credit_amount=800, savings="ge_1000")  # fmt: skip
+    risky = applicant(checking_status="lt_0", credit_history="no_credits", duration_months=60,
+                      credit_amount=15000, savings="lt_100")  # fmt: skip
+    scores = []
+    for payload in (safe, risky):
+        response = await client.post(PREDICT, json=payload, headers=bearer(api_key))
+        assert response.status_code == 200
+        scores.append(response.json()["score"])
+    assert scores[0] < 0.5 < scores[1]
+
+
+async def test_protected_attributes_do_not_change_the_score(
+    client: httpx.AsyncClient, api_key: str
+) -> None:
+    scores = set()
+    for sex, age in (("female", 22), ("male", 67)):
+        response = await client.post(
+            PREDICT, json=applicant(sex=sex, age=age), headers=bearer(api_key)
+        )
+        scores.add(response.json()["score"])
+    assert len(scores) == 1
+
+
+async def test_x_api_key_header_is_accepted(client: httpx.AsyncClient, api_key: str) -> None:
+    response = await client.post(PREDICT, json=applicant(), headers={"x-api-key": api_key})
+    assert response.status_code == 200
+
+
+async def test_unknown_model_is_404_problem_audited_and_not_recorded(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    response = await client.post(
+        "/v1/models/no-such-model/predict", json=applicant(), headers=bearer(api_key)
+    )
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "urn:ombud:problem:model_not_found"
+    assert problem["status"] == 404
+    assert problem["request_id"] == response.headers["X-Request-Id"]
+    assert await prediction_count(container) == 0
+    [event] = await audit_for(container, problem["request_id"])
+    assert (event.outcome, event.reason) == (Outcome.REJECTED, "model_not_found")
+    assert event.tenant_id is not None
+
+
+@pytest.mark.parametrize(
+    ("features", "expected"),
+    [
+        (applicant(colour="blue")["features"], {"colour": "extra_forbidden"}),
+        ({k: v for k, v in EXAMPLE_APPLICANT.items() if k != "savings"}, {"savings": "missing"}),
+        (applicant(credit_amount="4500")["features"], {"credit_amount": "int_type"}),
+        (applicant(duration_months=12.5)["features"], {"duration_months": "int_type"}),
+        (applicant(installment_rate=True)["features"], {"installment_rate": "int_type"}),
+        (applicant(purpose="yacht")["features"], {"purpose": "literal_error"}),
+        (applicant(age=-3)["features"], {"age": "greater_than_equal"}),
+        (
+            {**applicant(housing=1)["features"], "extra_one": 1},
+            {"housing": "literal_error", "extra_one": "extra_forbidden"},
+        ),
+    ],
+    ids=["unknown", "missing", "string-for-int", "float-for-int", "bool-for-int", "bad-category",
+         "below-minimum", "several"],
+)  # fmt: skip
+async def test_wrong_features_are_422_listing_each_field(
+    client: httpx.AsyncClient,
+    container: Container,
+    api_key: str,
+    features: dict[str, object],
+    expected: dict[str, str],
+) -> None:
+    response = await client.post(PREDICT, json={"features": features}, headers=bearer(api_key))
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "urn:ombud:problem:validation_error"
+    listed = {e["loc"][-1]: e["type"] for e in problem["errors"]}
+    assert listed == expected
+    assert all(e["loc"][:2] == ["body", "features"] for e in problem["errors"])
+    assert await prediction_count(container) == 0
+    [event] = await audit_for(container, problem["request_id"])
+    assert (event.outcome, event.reason, event.action) == (
+        Outcome.REJECTED,
+        "validation_error",
+        "model.predict",
+    )
+
+
+async def test_malformed_envelope_is_422_problem(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    response = await client.post(
+        PREDICT,
+        content=b'{"features": [1, 2]',
+        headers={**bearer(api_key), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"]
+    assert await prediction_count(container) == 0
+    [event] = await audit_for(container, response.json()["request_id"])
+    assert event.outcome is Outcome.REJECTED
+
+
+async def test_invalid_context_header_is_422_naming_the_header(
+    client: httpx.AsyncClient, api_key: str
+) -> None:
+    response = await client.post(
+        PREDICT, json=applicant(), headers={**bearer(api_key), "X-Ombud-Purpose": "Not A Purpose!"}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["header", "x-ombud-purpose"]
+
+
+async def test_oversized_body_is_413_problem(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    padding = "x" * (1024 * 1024 + 1)
+    response = await client.post(
+        PREDICT, json={"features": {"note": padding}}, headers=bearer(api_key)
+    )
+    assert response.status_code == 413
+    assert response.json()["type"] == "urn:ombud:problem:payload_too_large"
+    assert await prediction_count(container) == 0
+
+
+async def test_tampered_artifact_is_refused_and_audited(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    from ombud.registry.repository import RegistryRepository
+    from ombud.registry.service import RegistryService
+
+    async with container.sessions() as session:
+        registry = RegistryService(RegistryRepository(session), container.clock)
+        version = await registry.serving_version("credit-risk")
+    path = container.settings.serving.artifact_dir / version.artifact_uri.removeprefix("local:")
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        response = await client.post(PREDICT, json=applicant(), headers=bearer(api_key))
+    finally:
+        path.write_bytes(original)
+
+    assert response.status_code == 503
+    assert response.json()["type"] == "urn:ombud:problem:model_unavailable"
+    assert await prediction_count(container) == 0
+    [event] = await audit_for(container, response.json()["request_id"])
+    assert (event.outcome, event.reason) == (Outcome.ERROR, "model_unavailable")
