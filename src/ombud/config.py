@@ -27,6 +27,7 @@ class DatabaseSettings(BaseModel):
 
     url: SecretStr = SecretStr("sqlite:///./var/ombud.db")
     pool_size: int = Field(default=10, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
     echo: bool = False
 
 

@@ -21,6 +21,7 @@ class Container:
     clock: Clock
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    records_engine: AsyncEngine
     redis: Redis | None
     artifacts: ArtifactStore
     runtime: ModelRuntime
@@ -31,6 +32,9 @@ class Container:
         """Build every long-lived object. Connections open lazily, on first use."""
         engine = create_engine(settings.database)
         sessions = create_sessionmaker(engine)
+        # Records get a pool of their own: a request holds its session's connection while it
+        # waits for its records to commit, so sharing one pool could starve the writer.
+        records_engine = create_engine(settings.database)
         artifacts = LocalArtifactStore(settings.serving.artifact_dir)
         redis_url = settings.redis.url
         return cls(
@@ -38,6 +42,7 @@ class Container:
             clock=clock or SystemClock(),
             engine=engine,
             sessions=sessions,
+            records_engine=records_engine,
             redis=(
                 Redis.from_url(
                     redis_url.get_secret_value(), socket_timeout=2.0, socket_connect_timeout=2.0
@@ -47,7 +52,7 @@ class Container:
             ),
             artifacts=artifacts,
             runtime=ModelRuntime(artifacts, threads=settings.serving.inference_threads),
-            records=DatabaseRecordWriter(sessions),
+            records=DatabaseRecordWriter(create_sessionmaker(records_engine)),
         )
 
     @property
@@ -57,4 +62,5 @@ class Container:
     async def aclose(self) -> None:
         if self.redis is not None:
             await self.redis.aclose()
+        await self.records_engine.dispose()
         await self.engine.dispose()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import anyio
 import httpx
 import pytest
 
+from ombud.app import create_app
 from ombud.audit.events import Outcome
+from ombud.config import DatabaseSettings, Settings
 from ombud.container import Container
 from ombud.demo.credit_model import EXAMPLE_APPLICANT
 from ombud.predictions.repository import PredictionRepository
@@ -209,3 +214,28 @@ async def test_tampered_artifact_is_refused_and_audited(
     assert await prediction_count(container) == 0
     [event] = await audit_for(container, response.json()["request_id"])
     assert (event.outcome, event.reason) == (Outcome.ERROR, "model_unavailable")
+
+
+async def test_concurrent_calls_do_not_starve_the_connection_pool(
+    settings: Settings, api_key: str
+) -> None:
+    """Each request holds a connection while its records commit; with a pool of one connection
+    and no overflow, forty concurrent calls must still all be answered and recorded."""
+    tight = settings.model_copy(
+        update={
+            "database": DatabaseSettings(url=settings.database.url, pool_size=1, max_overflow=0)
+        }
+    )
+    app = create_app(tight)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ombud.test") as http:
+            with anyio.fail_after(60):
+                responses = await asyncio.gather(
+                    *(
+                        http.post(PREDICT, json=applicant(), headers=bearer(api_key))
+                        for _ in range(40)
+                    )
+                )
+        assert [r.status_code for r in responses] == [200] * 40
+        assert await prediction_count(app.state.container) == 40

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from ombud.audit.events import ANONYMOUS, AuditEvent, Outcome
 from ombud.core.context import CallContext
 from ombud.core.errors import (
+    BadRequest,
     FieldError,
     InvalidRequest,
     MethodNotAllowed,
@@ -90,22 +91,16 @@ async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONRespons
         problem = PayloadTooLarge(detail=str(exc.detail))
     elif exc.status_code == 405:
         problem = MethodNotAllowed(detail=f"{request.method} is not allowed here")
+    elif exc.status_code < 500:
+        problem = BadRequest(detail=str(exc.detail))
     else:
-        problem = _generic(exc.status_code, str(exc.detail))
+        problem = Problem(detail=str(exc.detail))
     return await respond(request, problem)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return await respond(request, Problem(detail="unexpected error; see the server log"))
-
-
-def _generic(status: int, detail: str) -> Problem:
-    problem_class = type(
-        f"HTTP{status}", (Problem,), {"kind": f"http_{status}", "status": status, "title": detail}
-    )
-    problem: Problem = problem_class(detail=detail)
-    return problem
 
 
 async def respond(request: Request, problem: Problem) -> JSONResponse:

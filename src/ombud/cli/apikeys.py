@@ -44,8 +44,11 @@ def create(
             )
 
     created = _guard(run)
-    typer.echo(f"created key {created.prefix} for {created.principal}@{created.tenant} "
-               f"(roles: {', '.join(created.roles)})", err=True)  # fmt: skip
+    roles = ", ".join(created.roles)
+    typer.echo(
+        f"created key {created.prefix} for {created.principal}@{created.tenant} (roles: {roles})",
+        err=True,
+    )
     typer.echo(created.token)
 
 
@@ -65,8 +68,8 @@ def list_keys(
             typer.echo(key.model_dump_json())
         else:
             state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-            typer.echo(f"{key.prefix}  {key.tenant:<16} {key.principal:<24} "
-                       f"{','.join(key.roles):<24} {state}")  # fmt: skip
+            roles = ",".join(key.roles)
+            typer.echo(f"{key.prefix}  {key.tenant:<16} {key.principal:<24} {roles:<24} {state}")
 
 
 @app.command()

@@ -45,6 +45,12 @@ class Problem(Exception):
         return PROBLEM_BASE + self.kind
 
 
+class BadRequest(Problem):
+    kind = "bad_request"
+    status = 400
+    title = "Malformed request"
+
+
 class Unauthenticated(Problem):
     kind = "unauthenticated"
     status = 401

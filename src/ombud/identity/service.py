@@ -34,9 +34,12 @@ class IdentityService:
         tenant = await self._repo.tenant_by_slug(slug)
         if tenant is None:
             tenant = TenantRow(
-                id=new_id("ten"), slug=slug, name=name or slug, tier="standard",
+                id=new_id("ten"),
+                slug=slug,
+                name=name or slug,
+                tier="standard",
                 created_at=self._clock.now(),
-            )  # fmt: skip
+            )
             self._repo.add(tenant)
             await self._repo.flush()
         return tenant
@@ -76,9 +79,13 @@ class IdentityService:
         row = await self._repo.principal_by_name(tenant.id, name)
         if row is None:
             row = PrincipalRow(
-                id=new_id("prn"), tenant_id=tenant.id, name=name,
-                kind=PrincipalKind.SERVICE.value, roles=[], created_at=self._clock.now(),
-            )  # fmt: skip
+                id=new_id("prn"),
+                tenant_id=tenant.id,
+                name=name,
+                kind=PrincipalKind.SERVICE.value,
+                roles=[],
+                created_at=self._clock.now(),
+            )
             self._repo.add(row)
             await self._repo.flush()
         return row

@@ -38,9 +38,12 @@ class RegistryService:
         model_row = await self._repo.model_by_name(model)
         if model_row is None:
             model_row = RegisteredModelRow(
-                id=new_id("mdl"), name=model, description=description, owner=owner,
+                id=new_id("mdl"),
+                name=model,
+                description=description,
+                owner=owner,
                 created_at=self._clock.now(),
-            )  # fmt: skip
+            )
             self._repo.add(model_row)
             await self._repo.flush()
         version_row = ModelVersionRow(

@@ -36,17 +36,17 @@ def database_url(raw: str) -> URL:
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     """Create the process's engine. SQLite gets WAL, foreign keys and a busy timeout."""
     url = database_url(settings.url.get_secret_value())
+    pool = {"pool_size": settings.pool_size, "max_overflow": settings.max_overflow}
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, echo=settings.echo)
-    return create_async_engine(
-        url, echo=settings.echo, pool_size=settings.pool_size, pool_pre_ping=True
-    )
+        return _sqlite_engine(url, echo=settings.echo, pool=pool)
+    return create_async_engine(url, echo=settings.echo, pool_pre_ping=True, **pool)
 
 
-def _sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+def _sqlite_engine(url: URL, *, echo: bool, pool: dict[str, int]) -> AsyncEngine:
+    if not url.database or url.database == ":memory:":
+        raise ValueError("use a SQLite file: an in-memory database is private to one connection")
+    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **pool)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
