@@ -9,13 +9,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from pydantic import SecretStr
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from ombud.audit.events import AuditEvent, Outcome
 from ombud.audit.repository import AuditRepository
 from ombud.config import DatabaseSettings
 from ombud.container import Container
 from ombud.core.clock import FrozenClock
-from ombud.core.errors import NotFound
+from ombud.core.errors import NotFound, RecordsUnavailable
 from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
 from ombud.predictions.records import PredictionRecord
@@ -82,8 +83,9 @@ async def test_a_failed_record_batch_writes_nothing(container: Container) -> Non
     at = datetime(2026, 3, 1, tzinfo=UTC)
     writer = DatabaseRecordWriter(container.sessions)
     await writer.write([_event(1, at)])
-    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+    with pytest.raises(RecordsUnavailable) as caught:
         await writer.write([_event(2, at), _event(1, at)])
+    assert isinstance(caught.value.__cause__, IntegrityError)
     async with container.sessions() as session:
         assert await AuditRepository(session).count() == 1
 

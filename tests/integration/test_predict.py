@@ -7,6 +7,7 @@ import asyncio
 import anyio
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from ombud.app import create_app
 from ombud.audit.events import Outcome
@@ -14,6 +15,8 @@ from ombud.config import DatabaseSettings, Settings
 from ombud.container import Container
 from ombud.demo.credit_model import EXAMPLE_APPLICANT
 from ombud.predictions.repository import PredictionRepository
+from ombud.records.writer import DatabaseRecordWriter
+from ombud.storage.database import create_sessionmaker
 from tests.integration.helpers import PREDICT, applicant, audit_for, bearer, prediction_count
 
 pytestmark = pytest.mark.anyio
@@ -239,3 +242,16 @@ async def test_concurrent_calls_do_not_starve_the_connection_pool(
                 )
         assert [r.status_code for r in responses] == [200] * 40
         assert await prediction_count(app.state.container) == 40
+
+
+async def test_no_answer_is_given_when_its_records_cannot_be_written(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    unreachable = create_async_engine("postgresql+asyncpg://ombud@127.0.0.1:1/ombud")
+    container.records = DatabaseRecordWriter(create_sessionmaker(unreachable))
+    response = await client.post(PREDICT, json=applicant(), headers=bearer(api_key))
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:ombud:problem:records_unavailable"
+    assert "prediction_id" not in response.json()
+    await unreachable.dispose()

@@ -26,7 +26,7 @@ from ombud.core.errors import (
     NotFound,
     PayloadTooLarge,
     Problem,
-    ServiceUnavailable,
+    RecordsUnavailable,
 )
 from ombud.core.ids import new_id
 from ombud.identity.principal import Principal
@@ -110,8 +110,10 @@ async def respond(request: Request, problem: Problem) -> JSONResponse:
         try:
             await _audit(request, problem, request_id)
         except Exception:
-            log.exception("could not audit a refusal; answering 503 instead")
-            problem = ServiceUnavailable(detail="the audit trail is unavailable")
+            # A refusal that cannot be audited is not answered as such: the caller gets 503.
+            log.exception("could not audit a %d answer; answering 503", problem.status)
+            if problem.status < 500:
+                problem = RecordsUnavailable(detail="the refusal could not be audited")
     body: dict[str, Any] = {
         "type": problem.type_uri,
         "title": problem.title,

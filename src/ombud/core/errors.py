@@ -105,3 +105,8 @@ class ServiceUnavailable(Problem):
 class ModelUnavailable(ServiceUnavailable):
     kind = "model_unavailable"
     title = "Model cannot be served"
+
+
+class RecordsUnavailable(ServiceUnavailable):
+    kind = "records_unavailable"
+    title = "Records cannot be written"

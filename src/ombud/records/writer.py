@@ -7,15 +7,20 @@ from the request's unit of work, so a denial's audit event survives the request'
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ombud.audit.events import AuditEvent
 from ombud.audit.repository import AuditRepository
+from ombud.core.errors import RecordsUnavailable
 from ombud.predictions.records import PredictionRecord
 from ombud.predictions.repository import PredictionRepository
+
+log = logging.getLogger(__name__)
 
 Record = AuditEvent | PredictionRecord
 
@@ -35,7 +40,13 @@ class DatabaseRecordWriter:
     async def write(self, records: Sequence[Record]) -> None:
         predictions = [r for r in records if isinstance(r, PredictionRecord)]
         events = [r for r in records if isinstance(r, AuditEvent)]
-        async with self._sessions.begin() as session:
-            # Predictions first: an audit event may reference the prediction it records.
-            await PredictionRepository(session).add(predictions)
-            await AuditRepository(session).append(events)
+        try:
+            async with self._sessions.begin() as session:
+                # Predictions first: an audit event may reference the prediction it records.
+                await PredictionRepository(session).add(predictions)
+                await AuditRepository(session).append(events)
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("could not write %d records: %s", len(records), exc)
+            raise RecordsUnavailable(
+                detail="records could not be written; nothing was answered"
+            ) from exc
