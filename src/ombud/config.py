@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +48,47 @@ class ServingSettings(BaseModel):
     """Worker threads for model inference, which never runs on the event loop."""
 
 
+class CryptoSettings(BaseModel):
+    """Key management: envelope encryption under a key-encryption key from a key provider."""
+
+    provider: Literal["local"] = "local"
+    keyring_path: Path = Path("var/keyring.json")
+    """The local key provider's keyring file (key-encryption keys by version); created in dev."""
+    data_key_cache_size: int = Field(default=1024, ge=0)
+    data_key_cache_ttl_s: float = Field(default=300.0, ge=0)
+
+
+class JobsSettings(BaseModel):
+    """The durable job runner."""
+
+    embedded_worker: bool = True
+    """Run a worker inside the server process (embedded default); off with ``ombud worker``."""
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    lease_s: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_base_s: float = Field(default=2.0, gt=0)
+    backoff_max_s: float = Field(default=600.0, gt=0)
+    concurrency: int = Field(default=4, ge=1)
+
+
+class RateLimitSettings(BaseModel):
+    """Request and cost limits. Rates are per second; bursts are how many may come at once."""
+
+    enabled: bool = True
+    per_key_rate: float = Field(default=50.0, gt=0)
+    per_key_burst: int = Field(default=100, ge=1)
+    per_tenant_rate: float = Field(default=500.0, gt=0)
+    per_tenant_burst: int = Field(default=1000, ge=1)
+    per_ip_rate: float = Field(default=100.0, gt=0)
+    per_ip_burst: int = Field(default=200, ge=1)
+    per_model_rate: float = Field(default=1000.0, gt=0)
+    per_model_burst: int = Field(default=2000, ge=1)
+    max_concurrent_per_key: int = Field(default=32, ge=1)
+    redis_failure_mode: Literal["fail_closed", "local_fallback"] = "local_fallback"
+    trusted_proxies: list[str] = []
+    """CIDRs of proxies whose ``X-Forwarded-For`` is believed; empty: the peer address is used."""
+
+
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -67,6 +108,9 @@ class Settings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
     serving: ServingSettings = ServingSettings()
     server: ServerSettings = ServerSettings()
+    crypto: CryptoSettings = CryptoSettings()
+    jobs: JobsSettings = JobsSettings()
+    ratelimit: RateLimitSettings = RateLimitSettings()
 
     @field_validator("env", mode="before")
     @classmethod

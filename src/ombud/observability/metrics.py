@@ -1,0 +1,81 @@
+"""Prometheus metrics, held by one registry per process (built in the composition root).
+
+Every mechanism that needs a metric takes this object as a constructor argument; nothing uses
+prometheus-client's global default registry, so several apps can live in one test process.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    """All of ombud's metrics. Names are stable: dashboards and alerts rely on them."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.request_duration = Histogram(
+            "ombud_http_request_duration_seconds",
+            "HTTP request latency by route, method, status and model.",
+            ["route", "method", "status", "model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.denials = Counter(
+            "ombud_denials_total",
+            "Calls refused, by the stage that refused them and the reason.",
+            ["stage", "reason"],
+            registry=r,
+        )
+        self.ratelimit_decisions = Counter(
+            "ombud_ratelimit_decisions_total",
+            "Rate-limit decisions by limit name and decision (allowed, limited).",
+            ["limit", "decision"],
+            registry=r,
+        )
+        self.ratelimit_backend_failures = Counter(
+            "ombud_ratelimit_backend_failures_total",
+            "Shared rate-limit store failures, by the behaviour applied (fail_closed, local).",
+            ["behaviour"],
+            registry=r,
+        )
+        self.concurrency_in_flight = Gauge(
+            "ombud_concurrency_in_flight",
+            "Calls in flight under a concurrency cap, by cap name.",
+            ["cap"],
+            registry=r,
+        )
+        self.record_batch_size = Histogram(
+            "ombud_record_batch_size",
+            "Records (predictions + audit events) committed per group-commit transaction.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=r,
+        )
+        self.record_commits = Counter(
+            "ombud_record_commits_total",
+            "Group-commit transactions, by outcome (ok, error).",
+            ["outcome"],
+            registry=r,
+        )
+        self.job_queue_depth = Gauge(
+            "ombud_job_queue_depth",
+            "Jobs in the durable queue, by status.",
+            ["status"],
+            registry=r,
+        )
+        self.jobs_processed = Counter(
+            "ombud_jobs_processed_total",
+            "Job attempts finished, by kind and outcome (succeeded, retried, dead).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        """The text exposition format, for ``/metrics``."""
+        return generate_latest(self.registry)
