@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ombud.config import Settings
 from ombud.core.clock import Clock, SystemClock
+from ombud.observability.metrics import Metrics
 from ombud.records.writer import DatabaseRecordWriter, RecordWriter
 from ombud.serving.artifacts import ArtifactStore, LocalArtifactStore
 from ombud.serving.runtime import ModelRuntime
@@ -26,6 +27,7 @@ class Container:
     artifacts: ArtifactStore
     runtime: ModelRuntime
     records: RecordWriter
+    metrics: Metrics
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Container:
@@ -53,6 +55,7 @@ class Container:
             artifacts=artifacts,
             runtime=ModelRuntime(artifacts, threads=settings.serving.inference_threads),
             records=DatabaseRecordWriter(create_sessionmaker(records_engine)),
+            metrics=Metrics(),
         )
 
     @property
