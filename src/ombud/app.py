@@ -13,7 +13,11 @@ from ombud.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from ombud.config import Settings
 from ombud.container import Container
 from ombud.core.clock import Clock
+from ombud.gateway.assembly import build_gateway
 from ombud.health.router import router as health_router
+from ombud.observability.middleware import ObservabilityMiddleware
+from ombud.observability.router import router as metrics_router
+from ombud.predictions.router import router as predictions_router
 from ombud.serving.router import router as models_router
 
 DESCRIPTION = """\
@@ -34,6 +38,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = Container.create(settings, clock=clock)
         app.state.container = container
+        app.state.gateway = build_gateway(container)
         try:
             yield
         finally:
@@ -42,7 +47,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app = FastAPI(title="ombud", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     problems.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(models_router)
+    app.include_router(predictions_router)
+    app.include_router(metrics_router)
     return app

@@ -64,11 +64,16 @@ class JobsSettings(BaseModel):
     embedded_worker: bool = True
     """Run a worker inside the server process (embedded default); off with ``ombud worker``."""
     poll_interval_s: float = Field(default=1.0, gt=0)
+    """How long an idle worker waits before looking for due jobs again."""
     lease_s: float = Field(default=60.0, gt=0)
+    """How long a claimed job stays a worker's without a heartbeat; heartbeats come every third."""
     max_attempts: int = Field(default=5, ge=1)
     backoff_base_s: float = Field(default=2.0, gt=0)
     backoff_max_s: float = Field(default=600.0, gt=0)
     concurrency: int = Field(default=4, ge=1)
+    """Jobs one worker runs at once."""
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    """On stop, how long running jobs may finish before they are handed back to the queue."""
 
 
 class RateLimitSettings(BaseModel):
@@ -85,8 +90,25 @@ class RateLimitSettings(BaseModel):
     per_model_burst: int = Field(default=2000, ge=1)
     max_concurrent_per_key: int = Field(default=32, ge=1)
     redis_failure_mode: Literal["fail_closed", "local_fallback"] = "local_fallback"
+    redis_timeout_s: float = Field(default=0.5, gt=0)
+    """Longest a check waits for Redis before the failure mode applies."""
+    redis_probe_interval_s: float = Field(default=1.0, ge=0)
+    """After a Redis failure, checks skip Redis for this long, then one tries it again."""
     trusted_proxies: list[str] = []
-    """CIDRs of proxies whose ``X-Forwarded-For`` is believed; empty: the peer address is used."""
+    """CIDRs of proxies whose forwarding header is believed; empty: the peer address is used."""
+    client_ip_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    """The header the trusted proxies write the client address into (RFC 7239 ``forwarded``)."""
+
+
+class GatewaySettings(BaseModel):
+    """The request path: which stages each route runs, and its limits."""
+
+    chains: dict[str, list[str]] = {}
+    """Per-route stage lists replacing the defaults, e.g.
+    ``{"model.predict": ["authenticate", "context", ...]}`` (JSON in ``OMBUD_GATEWAY__CHAINS``)."""
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    max_in_flight: int = Field(default=512, ge=1)
+    """Calls in flight per process past which new ones are shed with 503."""
 
 
 class ServerSettings(BaseModel):
@@ -111,6 +133,7 @@ class Settings(BaseSettings):
     crypto: CryptoSettings = CryptoSettings()
     jobs: JobsSettings = JobsSettings()
     ratelimit: RateLimitSettings = RateLimitSettings()
+    gateway: GatewaySettings = GatewaySettings()
 
     @field_validator("env", mode="before")
     @classmethod

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from ombud.authz import Authorizer, RoleBasedDecider
 from ombud.config import Settings
 from ombud.core.clock import Clock, SystemClock
 from ombud.observability.metrics import Metrics
-from ombud.records.writer import DatabaseRecordWriter, RecordWriter
+from ombud.records.writer import GroupCommitWriter
 from ombud.serving.artifacts import ArtifactStore, LocalArtifactStore
 from ombud.serving.runtime import ModelRuntime
 from ombud.storage.database import create_engine, create_sessionmaker
@@ -26,19 +27,21 @@ class Container:
     redis: Redis | None
     artifacts: ArtifactStore
     runtime: ModelRuntime
-    records: RecordWriter
+    records: GroupCommitWriter
     metrics: Metrics
+    authorizer: Authorizer
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Container:
         """Build every long-lived object. Connections open lazily, on first use."""
         engine = create_engine(settings.database)
         sessions = create_sessionmaker(engine)
-        # Records get a pool of their own: a request holds its session's connection while it
-        # waits for its records to commit, so sharing one pool could starve the writer.
+        # The record writer gets a pool of its own, so requests holding connections can never
+        # starve the commits they are waiting for.
         records_engine = create_engine(settings.database)
         artifacts = LocalArtifactStore(settings.serving.artifact_dir)
         redis_url = settings.redis.url
+        metrics = Metrics()
         return cls(
             settings=settings,
             clock=clock or SystemClock(),
@@ -54,8 +57,9 @@ class Container:
             ),
             artifacts=artifacts,
             runtime=ModelRuntime(artifacts, threads=settings.serving.inference_threads),
-            records=DatabaseRecordWriter(create_sessionmaker(records_engine)),
-            metrics=Metrics(),
+            records=GroupCommitWriter(create_sessionmaker(records_engine), metrics),
+            metrics=metrics,
+            authorizer=Authorizer(RoleBasedDecider()),
         )
 
     @property
@@ -63,6 +67,7 @@ class Container:
         return self.settings.security.api_key_pepper.get_secret_value().encode()
 
     async def aclose(self) -> None:
+        await self.records.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.records_engine.dispose()

@@ -21,7 +21,6 @@ from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
 from ombud.predictions.records import PredictionRecord
 from ombud.predictions.repository import PredictionRepository
-from ombud.records.writer import DatabaseRecordWriter
 from ombud.storage import migrate
 from ombud.storage.database import create_engine
 from ombud.storage.tables import metadata
@@ -65,7 +64,7 @@ async def test_records_are_written_atomically_in_order_with_utc_times(container:
         model_name="m", model_version=3, inputs={"a": 1}, outputs={"score": 0.25},
         latency_ms=1.5, created_at=at + timedelta(hours=1),
     )  # fmt: skip
-    await DatabaseRecordWriter(container.sessions).write(
+    await container.records.write(
         [prediction, *(_event(n, at + timedelta(seconds=n)) for n in range(5))]
     )
 
@@ -81,7 +80,7 @@ async def test_records_are_written_atomically_in_order_with_utc_times(container:
 
 async def test_a_failed_record_batch_writes_nothing(container: Container) -> None:
     at = datetime(2026, 3, 1, tzinfo=UTC)
-    writer = DatabaseRecordWriter(container.sessions)
+    writer = container.records
     await writer.write([_event(1, at)])
     with pytest.raises(RecordsUnavailable) as caught:
         await writer.write([_event(2, at), _event(1, at)])

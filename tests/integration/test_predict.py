@@ -15,7 +15,6 @@ from ombud.config import DatabaseSettings, Settings
 from ombud.container import Container
 from ombud.demo.credit_model import EXAMPLE_APPLICANT
 from ombud.predictions.repository import PredictionRepository
-from ombud.records.writer import DatabaseRecordWriter
 from ombud.storage.database import create_sessionmaker
 from tests.integration.helpers import PREDICT, applicant, audit_for, bearer, prediction_count
 
@@ -245,10 +244,11 @@ async def test_concurrent_calls_do_not_starve_the_connection_pool(
 
 
 async def test_no_answer_is_given_when_its_records_cannot_be_written(
-    client: httpx.AsyncClient, container: Container, api_key: str
+    client: httpx.AsyncClient, container: Container, api_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     unreachable = create_async_engine("postgresql+asyncpg://ombud@127.0.0.1:1/ombud")
-    container.records = DatabaseRecordWriter(create_sessionmaker(unreachable))
+    # The records database goes away; the request path's own database stays up.
+    monkeypatch.setattr(container.records, "_sessions", create_sessionmaker(unreachable))
     response = await client.post(PREDICT, json=applicant(), headers=bearer(api_key))
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"

@@ -106,7 +106,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 async def respond(request: Request, problem: Problem) -> JSONResponse:
     """Audit ``problem`` (when it happened on a route) and render it as problem+json."""
     request_id = getattr(request.state, "request_id", None)
-    if isinstance(request.scope.get("route"), Route):
+    if isinstance(request.scope.get("route"), Route) and not problem.audited:
         try:
             await _audit(request, problem, request_id)
         except Exception:
@@ -132,12 +132,6 @@ async def respond(request: Request, problem: Problem) -> JSONResponse:
     )
 
 
-def _outcome(status: int) -> Outcome:
-    if status in (401, 403, 429):
-        return Outcome.DENIED
-    return Outcome.ERROR if status >= 500 else Outcome.REJECTED
-
-
 async def _audit(request: Request, problem: Problem, request_id: str | None) -> None:
     container = request.app.state.container
     principal: Principal | None = getattr(request.state, "principal", None)
@@ -149,7 +143,7 @@ async def _audit(request: Request, problem: Problem, request_id: str | None) -> 
         actor=principal.id if principal else ANONYMOUS,
         action=route.name,
         resource=f"{request.method} {request.url.path}",
-        outcome=_outcome(problem.status),
+        outcome=Outcome.for_status(problem.status),
         tenant_id=principal.tenant_id if principal else None,
         request_id=request_id,
         purpose=context.purpose if context else None,

@@ -18,6 +18,15 @@ class Outcome(StrEnum):
     """Refused for what was asked (404/413/422)."""
     ERROR = "error"
 
+    @classmethod
+    def for_status(cls, status: int) -> Outcome:
+        """The outcome an HTTP status stands for."""
+        if status in (401, 403, 429):
+            return cls.DENIED
+        if status >= 500:
+            return cls.ERROR
+        return cls.REJECTED if status >= 400 else cls.SUCCESS
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:

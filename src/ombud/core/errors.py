@@ -32,6 +32,8 @@ class Problem(Exception):
     detail: str = ""
     errors: Sequence[FieldError] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
+    audited: bool = field(default=False, init=False)
+    """Set once the refusal is in the audit trail, so the HTTP edge does not record it twice."""
 
     kind: ClassVar[str] = "internal_error"
     status: ClassVar[int] = 500
@@ -96,6 +98,18 @@ class PayloadTooLarge(Problem):
     title = "Request body too large"
 
 
+class TooManyRequests(Problem):
+    kind = "rate_limited"
+    status = 429
+    title = "Too many requests"
+
+
+class GatewayTimeout(Problem):
+    kind = "timeout"
+    status = 504
+    title = "The call took too long"
+
+
 class ServiceUnavailable(Problem):
     kind = "service_unavailable"
     status = 503
@@ -105,6 +119,11 @@ class ServiceUnavailable(Problem):
 class ModelUnavailable(ServiceUnavailable):
     kind = "model_unavailable"
     title = "Model cannot be served"
+
+
+class Overloaded(ServiceUnavailable):
+    kind = "overloaded"
+    title = "Too many calls in flight"
 
 
 class RecordsUnavailable(ServiceUnavailable):

@@ -1,28 +1,33 @@
 """The record writer: the one way prediction records and audit events reach the database.
 
-``write`` returns only after the records are durably committed, so a response is never sent for
-a call whose records could still be lost. Records are written in their own transaction, apart
-from the request's unit of work, so a denial's audit event survives the request's rollback.
+Calls hand their records to :class:`GroupCommitWriter` and wait; one writer task commits
+everything that arrived meanwhile in a single transaction (group commit), then releases every
+waiter at once. A call is answered only after the transaction holding its records committed, so
+no answered call can lose its records, and N concurrent calls cost far fewer than N commits.
+Records are written apart from the request's unit of work, so a refusal's audit event survives
+the request's rollback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ombud.audit.events import AuditEvent
 from ombud.audit.repository import AuditRepository
 from ombud.core.errors import RecordsUnavailable
+from ombud.observability.metrics import Metrics
 from ombud.predictions.records import PredictionRecord
 from ombud.predictions.repository import PredictionRepository
 
 log = logging.getLogger(__name__)
 
 Record = AuditEvent | PredictionRecord
+_Entry = tuple[list[Record], "asyncio.Future[None]"]
 
 
 class RecordWriter(Protocol):
@@ -31,22 +36,98 @@ class RecordWriter(Protocol):
         ...
 
 
-class DatabaseRecordWriter:
-    """Writes each call's records in one transaction of their own."""
+async def commit_records(sessions: async_sessionmaker[AsyncSession], records: list[Record]) -> None:
+    """Write ``records`` in one transaction."""
+    predictions = [r for r in records if isinstance(r, PredictionRecord)]
+    events = [r for r in records if isinstance(r, AuditEvent)]
+    async with sessions.begin() as session:
+        # Predictions first: an audit event may reference the prediction it records.
+        await PredictionRepository(session).add(predictions)
+        await AuditRepository(session).append(events)
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+
+class GroupCommitWriter:
+    """Batches concurrent writes into shared transactions. Started on first use."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        metrics: Metrics,
+        *,
+        max_batch_records: int = 512,
+    ) -> None:
         self._sessions = sessions
+        self._metrics = metrics
+        self._max_batch = max_batch_records
+        self._pending: list[_Entry] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def write(self, records: Sequence[Record]) -> None:
-        predictions = [r for r in records if isinstance(r, PredictionRecord)]
-        events = [r for r in records if isinstance(r, AuditEvent)]
+        if not records:
+            return
+        if self._closing:
+            raise RecordsUnavailable(detail="the record writer is shutting down")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((list(records), future))
+        self._wakeup.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="ombud-record-writer")
+        # Shielded: a caller that gives up does not take its records out of the batch.
+        await asyncio.shield(future)
+
+    async def aclose(self) -> None:
+        """Commit what is queued, then stop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                await self._commit(self._take_batch())
+            if self._closing:
+                return
+
+    def _take_batch(self) -> list[_Entry]:
+        batch: list[_Entry] = []
+        size = 0
+        while self._pending and (not batch or size + len(self._pending[0][0]) <= self._max_batch):
+            entry = self._pending.pop(0)
+            batch.append(entry)
+            size += len(entry[0])
+        return batch
+
+    async def _commit(self, batch: list[_Entry]) -> None:
+        records = [record for entry_records, _ in batch for record in entry_records]
         try:
-            async with self._sessions.begin() as session:
-                # Predictions first: an audit event may reference the prediction it records.
-                await PredictionRepository(session).add(predictions)
-                await AuditRepository(session).append(events)
-        except (SQLAlchemyError, OSError) as exc:
-            log.error("could not write %d records: %s", len(records), exc)
-            raise RecordsUnavailable(
-                detail="records could not be written; nothing was answered"
-            ) from exc
+            await commit_records(self._sessions, records)
+        except Exception as exc:  # noqa: BLE001 - every failure must release the waiting calls
+            self._metrics.record_commits.labels("error").inc()
+            if len(batch) > 1:
+                # One bad record must not fail its neighbours: retry each call on its own.
+                for entry in batch:
+                    await self._commit([entry])
+                return
+            log.error("could not write %d records: %r", len(records), exc)
+            error = RecordsUnavailable(detail="records could not be written")
+            error.__cause__ = exc
+            _settle(batch, error)
+            return
+        self._metrics.record_commits.labels("ok").inc()
+        self._metrics.record_batch_size.observe(len(records))
+        _settle(batch, None)
+
+
+def _settle(batch: list[_Entry], error: Exception | None) -> None:
+    for _, future in batch:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

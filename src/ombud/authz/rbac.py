@@ -1,0 +1,44 @@
+"""Role-based decisions: which roles may perform which actions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ombud.authz.authorize import Decision, Resource
+from ombud.identity.principal import Principal
+
+ADMIN = "admin"
+
+# Action → roles allowed to perform it. ``admin`` may do everything.
+DEFAULT_PERMISSIONS: Mapping[str, frozenset[str]] = {
+    "model.predict": frozenset({"analyst", "service", "reviewer"}),
+    "prediction.read": frozenset({"analyst", "service", "reviewer", "compliance_officer"}),
+    "apikey.manage": frozenset(),
+    "crypto.rotate": frozenset(),
+}
+
+
+class RoleBasedDecider:
+    """Allows an action when the principal holds one of the roles granted it."""
+
+    name = "rbac"
+
+    def __init__(self, permissions: Mapping[str, frozenset[str]] = DEFAULT_PERMISSIONS) -> None:
+        self._permissions = permissions
+
+    def decide(
+        self, principal: Principal, action: str, resource: Resource, context: Mapping[str, object]
+    ) -> Decision:
+        if ADMIN in principal.roles:
+            return Decision(True, "admin", self.name)
+        granted = self._permissions.get(action)
+        if granted is None:
+            return Decision(False, f"unknown action {action!r}", self.name)
+        held = granted & principal.roles
+        if held:
+            return Decision(True, f"role {sorted(held)[0]}", self.name)
+        return Decision(
+            False,
+            f"{action} needs one of the roles: {', '.join(sorted(granted)) or ADMIN}",
+            self.name,
+        )

@@ -1,0 +1,84 @@
+"""Assembling each route's chain from configuration.
+
+Stages are named; a route's chain is a list of names (defaults below, overridable with
+``OMBUD_GATEWAY__CHAINS``). A stage added later registers a factory here and is placed in the
+chains that need it; no other stage changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from ombud.container import Container
+from ombud.gateway.chain import Chain
+from ombud.gateway.denials import DenialRecorder
+from ombud.gateway.stage import Stage
+from ombud.gateway.stages.authenticate import Authenticate
+from ombud.gateway.stages.authorization import AuthorizeCall
+from ombud.gateway.stages.context import DeclaredContext
+from ombud.serving.stages import InvokeModel, RecordPrediction, ResolveModel, ValidateFeatures
+
+StageFactory = Callable[[Container], Stage]
+
+STAGES: Mapping[str, StageFactory] = MappingProxyType(
+    {
+        "authenticate": lambda c: Authenticate(c.sessions, c.api_key_pepper, c.clock),
+        "context": lambda c: DeclaredContext(),
+        "authorize": lambda c: AuthorizeCall(c.authorizer),
+        "model.resolve": lambda c: ResolveModel(c.sessions, c.runtime, c.clock),
+        "model.validate": lambda c: ValidateFeatures(c.runtime),
+        "model.invoke": lambda c: InvokeModel(c.runtime, c.clock),
+        "model.record": lambda c: RecordPrediction(c.records, c.clock),
+    }
+)
+
+DEFAULT_CHAINS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "model.predict": (
+            "authenticate", "context", "authorize", "model.resolve", "model.validate",
+            "model.invoke", "model.record",
+        ),
+    }
+)  # fmt: skip
+
+
+class ChainConfigError(ValueError):
+    """A configured chain names an unknown stage or leaves out authentication."""
+
+
+class Gateway:
+    """The assembled chains, one per route."""
+
+    def __init__(self, chains: Mapping[str, Chain]) -> None:
+        self._chains = dict(chains)
+
+    def chain(self, route: str) -> Chain:
+        return self._chains[route]
+
+    @property
+    def routes(self) -> list[str]:
+        return sorted(self._chains)
+
+
+def build_gateway(container: Container) -> Gateway:
+    settings = container.settings.gateway
+    denials = DenialRecorder(container.records, container.metrics, container.clock)
+    chains: dict[str, Chain] = {}
+    for route, default in DEFAULT_CHAINS.items():
+        names = settings.chains.get(route, list(default))
+        _check(route, names)
+        stages = [STAGES[name](container) for name in names]
+        chains[route] = Chain(route, stages, denials=denials, timeout_s=settings.request_timeout_s)
+    unknown_routes = set(settings.chains) - set(DEFAULT_CHAINS)
+    if unknown_routes:
+        raise ChainConfigError(f"chains configured for unknown routes: {sorted(unknown_routes)}")
+    return Gateway(chains)
+
+
+def _check(route: str, names: list[str]) -> None:
+    unknown = [name for name in names if name not in STAGES]
+    if unknown:
+        raise ChainConfigError(f"{route}: unknown stages {unknown}; known: {sorted(STAGES)}")
+    if not names or names[0] != "authenticate":
+        raise ChainConfigError(f"{route}: the chain must start with 'authenticate'")

@@ -1,0 +1,70 @@
+"""The ``Call``: everything the stages of one request know and find."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from ombud.core.errors import Unauthenticated
+from ombud.identity.credentials import PresentedCredentials
+from ombud.identity.principal import Principal
+from ombud.registry.schemas import ModelVersion
+
+if TYPE_CHECKING:
+    from ombud.records.writer import Record
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something a stage noticed: kept on the call, recorded with it."""
+
+    stage: str
+    kind: str
+    detail: str = ""
+
+
+@dataclass(eq=False)
+class Call:
+    """One AI call on its way through the chain.
+
+    The first block is what the HTTP edge saw; the rest is filled in by stages.
+    """
+
+    route: str
+    request_id: str
+    body: bytes = b""
+    credentials: PresentedCredentials = field(default_factory=PresentedCredentials)
+    client_ip: str | None = None
+    target: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    principal: Principal | None = None
+    purpose: str | None = None
+    subject: str | None = None
+    feature: str | None = None
+    model_version: ModelVersion | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    output: dict[str, Any] = field(default_factory=dict)
+    result: BaseModel | None = None
+    records: list[Record] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    response_headers: dict[str, str] = field(default_factory=dict)
+    exit_stack: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
+
+    @property
+    def tenant_id(self) -> str | None:
+        return self.principal.tenant_id if self.principal else None
+
+    def require_principal(self) -> Principal:
+        """The authenticated principal; a stage placed before ``authenticate`` is a bug."""
+        if self.principal is None:
+            raise Unauthenticated(detail="the call is not authenticated")
+        return self.principal
+
+    def require_model(self) -> ModelVersion:
+        if self.model_version is None:
+            raise RuntimeError(f"{self.route}: no model resolved before this stage")
+        return self.model_version

@@ -1,0 +1,1 @@
+"""Stages every route can use. Domain-specific stages live with their domain."""

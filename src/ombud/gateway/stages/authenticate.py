@@ -1,0 +1,36 @@
+"""``authenticate``: the presented API key becomes a principal (or the call ends with 401)."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ombud.core.clock import Clock
+from ombud.gateway.call import Call
+from ombud.gateway.outcomes import Outcome
+from ombud.identity.repository import IdentityRepository
+from ombud.identity.service import IdentityService
+
+
+class Authenticate:
+    """Looks the key up in a short read transaction of its own, so no connection is held while
+    the rest of the call runs."""
+
+    name = "authenticate"
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], pepper: bytes, clock: Clock
+    ) -> None:
+        self._sessions = sessions
+        self._pepper = pepper
+        self._clock = clock
+
+    async def __call__(self, call: Call) -> Outcome:
+        token = call.credentials.token()
+        async with self._sessions() as session:
+            identity = IdentityService(IdentityRepository(session), self._pepper, self._clock)
+            call.principal = await identity.authenticate(token)
+        structlog.contextvars.bind_contextvars(
+            tenant=call.principal.tenant_slug, principal=call.principal.id
+        )
+        return None

@@ -1,0 +1,72 @@
+"""``/v1/predictions``: reading recorded predictions back, within the caller's tenant only."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+
+from ombud.api.deps import ContainerDep, PrincipalDep, SessionDep
+from ombud.api.problems import PROBLEM_RESPONSES
+from ombud.audit.events import AuditEvent, Outcome
+from ombud.authz import Resource
+from ombud.core.errors import NotFound
+from ombud.core.ids import new_id
+from ombud.predictions.repository import PredictionRepository
+from ombud.predictions.schemas import PredictionDetail
+
+router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
+
+ACTION_READ = "prediction.read"
+PredictionId = Annotated[str, Path(pattern=r"^pred_[0-9a-f]{32}$")]
+
+
+@router.get(
+    "/{prediction_id}", name=ACTION_READ, summary="Read a recorded prediction",
+    responses=PROBLEM_RESPONSES,
+)  # fmt: skip
+async def read_prediction(
+    prediction_id: PredictionId,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    container: ContainerDep,
+) -> PredictionDetail:
+    """A prediction of the caller's tenant. Another tenant's id answers 404, like a missing one."""
+    record = await PredictionRepository(session).get(prediction_id)
+    resource = Resource(
+        kind="prediction", id=prediction_id, tenant_id=record.tenant_id if record else None
+    )
+    if record is None:
+        raise NotFound(detail=f"no prediction {prediction_id!r}")
+    container.authorizer.authorize(principal, ACTION_READ, resource)
+    await container.records.write(
+        [
+            AuditEvent(
+                event_id=new_id("evt"),
+                occurred_at=container.clock.now(),
+                actor=principal.id,
+                action=ACTION_READ,
+                resource=str(resource),
+                outcome=Outcome.SUCCESS,
+                tenant_id=principal.tenant_id,
+                request_id=request.state.request_id,
+                subject=record.subject,
+                detail={},
+            )
+        ]
+    )
+    return PredictionDetail(
+        prediction_id=record.id,
+        request_id=record.request_id,
+        model=record.model_name,
+        model_version=record.model_version,
+        score=record.outputs["score"],
+        decision=record.outputs["decision"],
+        threshold=record.outputs["threshold"],
+        inputs=record.inputs,
+        subject=record.subject,
+        purpose=record.purpose,
+        latency_ms=record.latency_ms,
+        created_at=record.created_at,
+    )

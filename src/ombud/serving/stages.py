@@ -1,0 +1,157 @@
+"""Stages for own models: resolve the version, validate the features, invoke, record."""
+
+from __future__ import annotations
+
+import anyio
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ombud.audit.events import AuditEvent, Outcome
+from ombud.core.clock import Clock
+from ombud.core.errors import FieldError, InvalidRequest
+from ombud.core.ids import new_id
+from ombud.gateway.call import Call
+from ombud.gateway.denials import call_resource
+from ombud.gateway.outcomes import Outcome as StageOutcome
+from ombud.predictions.records import PredictionRecord
+from ombud.records.writer import RecordWriter
+from ombud.registry.repository import RegistryRepository
+from ombud.registry.service import RegistryService
+from ombud.serving.runtime import ModelRuntime
+from ombud.serving.schemas import PredictionRead, PredictRequest
+
+
+class ResolveModel:
+    """``model.resolve``: the approved version of the target model, loaded and verified."""
+
+    name = "model.resolve"
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], runtime: ModelRuntime, clock: Clock
+    ) -> None:
+        self._sessions = sessions
+        self._runtime = runtime
+        self._clock = clock
+
+    async def __call__(self, call: Call) -> StageOutcome:
+        async with self._sessions() as session:
+            version = await RegistryService(
+                RegistryRepository(session), self._clock
+            ).serving_version(call.target or "")
+        await self._runtime.get(version)
+        call.model_version = version
+        structlog.contextvars.bind_contextvars(model=version.model, model_version=version.version)
+        return None
+
+
+class ValidateFeatures:
+    """``model.validate``: the body's envelope, then each feature against the version's schema."""
+
+    name = "model.validate"
+
+    def __init__(self, runtime: ModelRuntime) -> None:
+        self._runtime = runtime
+
+    async def __call__(self, call: Call) -> StageOutcome:
+        try:
+            request = PredictRequest.model_validate_json(call.body or b"null")
+        except ValidationError as exc:
+            errors = [
+                FieldError(("body", *(str(p) for p in e["loc"])), e["msg"], e["type"])
+                for e in exc.errors()
+            ]
+            raise InvalidRequest(detail="invalid request body", errors=errors) from None
+        loaded = await self._runtime.get(call.require_model())
+        call.payload = loaded.validate(request.features)
+        return None
+
+
+class InvokeModel:
+    """``model.invoke``: score off the event loop and apply the version's decision threshold."""
+
+    name = "model.invoke"
+
+    def __init__(self, runtime: ModelRuntime, clock: Clock) -> None:
+        self._runtime = runtime
+        self._clock = clock
+
+    async def __call__(self, call: Call) -> StageOutcome:
+        version = call.require_model()
+        loaded = await self._runtime.get(version)
+        started = self._clock.monotonic()
+        score = await self._runtime.score(loaded, call.payload)
+        serving = version.serving
+        decision = (
+            serving.positive_decision if score >= serving.threshold else serving.negative_decision
+        )
+        call.output = {
+            "score": score,
+            "decision": decision,
+            "threshold": serving.threshold,
+            "latency_ms": (self._clock.monotonic() - started) * 1000.0,
+        }
+        return None
+
+
+class RecordPrediction:
+    """``model.record``: the prediction record and its audit event, committed before answering.
+
+    Shielded from cancellation: once a model has answered, its record is written even if the
+    client goes away or the call's time runs out.
+    """
+
+    name = "model.record"
+
+    def __init__(self, records: RecordWriter, clock: Clock) -> None:
+        self._records = records
+        self._clock = clock
+
+    async def __call__(self, call: Call) -> StageOutcome:
+        principal = call.require_principal()
+        version = call.require_model()
+        now = self._clock.now()
+        output = {k: call.output[k] for k in ("score", "decision", "threshold")}
+        prediction = PredictionRecord(
+            id=new_id("pred"),
+            request_id=call.request_id,
+            tenant_id=principal.tenant_id,
+            principal_id=principal.id,
+            model_name=version.model,
+            model_version=version.version,
+            inputs=call.payload,
+            outputs=output,
+            latency_ms=call.output["latency_ms"],
+            created_at=now,
+            subject=call.subject,
+            purpose=call.purpose,
+        )
+        event = AuditEvent(
+            event_id=new_id("evt"),
+            occurred_at=now,
+            actor=principal.id,
+            action=call.route,
+            resource=call_resource(call),
+            outcome=Outcome.SUCCESS,
+            tenant_id=principal.tenant_id,
+            request_id=call.request_id,
+            purpose=call.purpose,
+            subject=call.subject,
+            detail={
+                "prediction_id": prediction.id,
+                "decision": output["decision"],
+                "findings": [f"{f.stage}:{f.kind}" for f in call.findings],
+            },
+        )
+        with anyio.CancelScope(shield=True):
+            await self._records.write([prediction, event])
+        call.result = PredictionRead(
+            prediction_id=prediction.id,
+            model=version.model,
+            model_version=version.version,
+            score=output["score"],
+            decision=output["decision"],
+            threshold=output["threshold"],
+            created_at=now,
+        )
+        return None
