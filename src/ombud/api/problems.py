@@ -134,6 +134,7 @@ async def respond(request: Request, problem: Problem) -> JSONResponse:
 
 async def _audit(request: Request, problem: Problem, request_id: str | None) -> None:
     container = request.app.state.container
+    container.metrics.denials.labels("edge", problem.kind).inc()
     principal: Principal | None = getattr(request.state, "principal", None)
     context: CallContext | None = getattr(request.state, "call_context", None)
     route = request.scope["route"]

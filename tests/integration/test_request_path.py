@@ -1,0 +1,185 @@
+"""The request path through HTTP: tenancy, roles, group commit, outcomes, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from ombud.audit.events import Outcome
+from ombud.container import Container
+from ombud.gateway.assembly import STAGES, ChainConfigError, Gateway, build_gateway
+from ombud.gateway.call import Call
+from ombud.gateway.chain import Chain
+from ombud.gateway.denials import DenialRecorder
+from ombud.gateway.outcomes import Flag, SendToReview
+from ombud.gateway.outcomes import Outcome as StageOutcome
+from ombud.identity.repository import IdentityRepository
+from ombud.identity.service import IdentityService
+from tests.integration.helpers import PREDICT, applicant, audit_for, bearer
+
+pytestmark = pytest.mark.anyio
+
+
+async def _key(container: Container, tenant: str, *roles: str) -> str:
+    async with container.sessions.begin() as session:
+        identity = IdentityService(
+            IdentityRepository(session), container.api_key_pepper, container.clock
+        )
+        return (await identity.create_api_key(tenant=tenant, roles=roles)).token
+
+
+async def _predict(client: httpx.AsyncClient, key: str) -> str:
+    response = await client.post(PREDICT, json=applicant(), headers=bearer(key))
+    assert response.status_code == 200, response.text
+    prediction_id: str = response.json()["prediction_id"]
+    return prediction_id
+
+
+async def test_a_prediction_is_read_back_by_its_tenant_and_the_read_is_audited(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    prediction_id = await _predict(client, api_key)
+    response = await client.get(f"/v1/predictions/{prediction_id}", headers=bearer(api_key))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["inputs"]["credit_amount"] == 4500
+    assert body["model_version"] == 1
+    [event] = await audit_for(container, response.headers["X-Request-Id"])
+    assert (event.action, event.outcome) == ("prediction.read", Outcome.SUCCESS)
+
+
+async def test_another_tenants_prediction_is_404_like_a_missing_one_audited_and_counted(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    prediction_id = await _predict(client, api_key)
+    outsider = await _key(container, "other-bank", "analyst")
+
+    foreign = await client.get(f"/v1/predictions/{prediction_id}", headers=bearer(outsider))
+    missing = await client.get(f"/v1/predictions/pred_{'0' * 32}", headers=bearer(outsider))
+
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign.headers["content-type"] == "application/problem+json"
+    assert foreign.json()["type"] == missing.json()["type"] == "urn:ombud:problem:not_found"
+    [event] = await audit_for(container, foreign.json()["request_id"])
+    assert (event.outcome, event.reason, event.action) == (
+        Outcome.REJECTED,
+        "not_found",
+        "prediction.read",
+    )
+    metrics = await client.get("/metrics")
+    assert 'ombud_denials_total{reason="not_found",stage="edge"}' in metrics.text
+
+
+async def test_a_principal_without_a_granted_role_is_403_audited(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    auditor = await _key(container, "demo", "auditor")
+    response = await client.post(PREDICT, json=applicant(), headers=bearer(auditor))
+    assert response.status_code == 403
+    assert response.json()["type"] == "urn:ombud:problem:forbidden"
+    [event] = await audit_for(container, response.json()["request_id"])
+    assert (event.outcome, event.reason) == (Outcome.DENIED, "forbidden")
+    assert event.detail["stage"] == "authorize"
+
+
+async def test_concurrent_calls_share_far_fewer_commits_than_calls(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    def commits() -> float:
+        return (
+            container.metrics.registry.get_sample_value(
+                "ombud_record_commits_total", {"outcome": "ok"}
+            )
+            or 0.0
+        )
+
+    before = commits()
+    responses = await asyncio.gather(
+        *(client.post(PREDICT, json=applicant(), headers=bearer(api_key)) for _ in range(120))
+    )
+    assert {r.status_code for r in responses} == {200}
+    used = commits() - before
+    assert used <= 120 / 4, f"{used} commits for 120 calls"
+
+
+class _Flagging:
+    name = "guard"
+
+    async def __call__(self, call: Call) -> StageOutcome:
+        return Flag("injection", "suspicious phrasing")
+
+
+class _Reviewing:
+    name = "policy"
+
+    async def __call__(self, call: Call) -> StageOutcome:
+        return SendToReview(review_id="rev_123", reason="score near threshold")
+
+
+def _with_stage(app: FastAPI, container: Container, extra: object, before: str) -> None:
+    chain = app.state.gateway.chain("model.predict")
+    stages = list(chain.stages)
+    stages.insert(chain.stage_names.index(before), extra)
+    denials = DenialRecorder(container.records, container.metrics, container.clock)
+    app.state.gateway = Gateway(
+        {"model.predict": Chain("model.predict", stages, denials=denials, timeout_s=5)}
+    )  # type: ignore[arg-type]
+
+
+async def test_a_flagging_stage_answers_200_with_the_flag_header(
+    app: FastAPI, client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    _with_stage(app, container, _Flagging(), before="model.record")
+    response = await client.post(PREDICT, json=applicant(), headers=bearer(api_key))
+    assert response.status_code == 200
+    assert response.headers["X-Ombud-Guard"] == "flagged"
+    [event] = await audit_for(container, response.headers["X-Request-Id"])
+    assert event.detail["findings"] == ["guard:injection"]
+
+
+async def test_a_review_outcome_answers_202_with_the_review_id(
+    app: FastAPI, client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    _with_stage(app, container, _Reviewing(), before="model.invoke")
+    response = await client.post(PREDICT, json=applicant(), headers=bearer(api_key))
+    assert response.status_code == 202
+    assert response.json() == {
+        "status": "pending_review",
+        "review_id": "rev_123",
+        "reason": "score near threshold",
+    }
+    assert response.headers["Location"] == "/v1/reviews/rev_123"
+
+
+async def test_chains_come_from_configuration_and_bad_ones_are_refused(
+    container: Container,
+) -> None:
+    default = build_gateway(container).chain("model.predict").stage_names
+    assert default[0] == "authenticate"
+    assert default[-1] == "model.record"
+    assert set(default) <= set(STAGES)
+    for chains, message in (
+        ({"model.predict": ["authenticate", "no.such.stage"]}, "unknown stages"),
+        ({"model.predict": ["context", "authenticate"]}, "must start with 'authenticate'"),
+        ({"no.such.route": ["authenticate"]}, "unknown routes"),
+    ):
+        settings = container.settings.model_copy(
+            update={"gateway": container.settings.gateway.model_copy(update={"chains": chains})}
+        )
+        container.settings = settings
+        with pytest.raises(ChainConfigError, match=message):
+            build_gateway(container)
+
+
+async def test_metrics_expose_latency_by_route_and_model(
+    client: httpx.AsyncClient, api_key: str
+) -> None:
+    await _predict(client, api_key)
+    text = (await client.get("/metrics")).text
+    assert "ombud_http_request_duration_seconds_bucket" in text
+    assert 'model="credit-risk:v1"' in text
+    assert 'route="/v1/models/{name}/predict"' in text
+    assert "ombud_record_batch_size_count" in text
