@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ombud.app import create_app
-from ombud.config import DatabaseSettings, RedisSettings, ServingSettings, Settings
+from ombud.config import DatabaseSettings, JobsSettings, RedisSettings, ServingSettings, Settings
 from ombud.container import Container
 from ombud.storage import migrate
 from ombud.storage.database import create_engine, database_url
@@ -102,6 +102,8 @@ def settings(database: str, artifact_dir: Path) -> Settings:
         database=DatabaseSettings(url=SecretStr(database)),
         serving=ServingSettings(artifact_dir=artifact_dir, inference_threads=2),
         redis=RedisSettings(),
+        # Job tests drive their own workers; the embedded one is tested on its own.
+        jobs=JobsSettings(embedded_worker=False),
     )
 
 

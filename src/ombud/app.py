@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from ombud import __version__
@@ -15,6 +16,7 @@ from ombud.container import Container
 from ombud.core.clock import Clock
 from ombud.gateway.assembly import build_gateway
 from ombud.health.router import router as health_router
+from ombud.jobs.worker import build_worker
 from ombud.observability.middleware import ObservabilityMiddleware
 from ombud.observability.router import router as metrics_router
 from ombud.predictions.router import router as predictions_router
@@ -40,7 +42,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.container = container
         app.state.gateway = build_gateway(container)
         try:
-            yield
+            async with anyio.create_task_group() as background:
+                stop = anyio.Event()
+                if settings.jobs.embedded_worker:
+                    worker = build_worker(
+                        sessions=container.sessions, clock=container.clock,
+                        settings=settings.jobs, metrics=container.metrics,
+                    )  # fmt: skip
+                    background.start_soon(worker.run, stop)
+                try:
+                    yield
+                finally:
+                    stop.set()
         finally:
             await container.aclose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -10,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ombud.authz import Authorizer, RoleBasedDecider
 from ombud.config import Settings
 from ombud.core.clock import Clock, SystemClock
+from ombud.crypto import KeyManager, build_key_manager
+from ombud.jobs.queue import DatabaseJobQueue
 from ombud.observability.metrics import Metrics
 from ombud.records.writer import GroupCommitWriter
 from ombud.serving.artifacts import ArtifactStore, LocalArtifactStore
@@ -30,6 +33,7 @@ class Container:
     records: GroupCommitWriter
     metrics: Metrics
     authorizer: Authorizer
+    jobs: DatabaseJobQueue
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Container:
@@ -42,9 +46,10 @@ class Container:
         artifacts = LocalArtifactStore(settings.serving.artifact_dir)
         redis_url = settings.redis.url
         metrics = Metrics()
+        clock = clock or SystemClock()
         return cls(
             settings=settings,
-            clock=clock or SystemClock(),
+            clock=clock,
             engine=engine,
             sessions=sessions,
             records_engine=records_engine,
@@ -60,7 +65,14 @@ class Container:
             records=GroupCommitWriter(create_sessionmaker(records_engine), metrics),
             metrics=metrics,
             authorizer=Authorizer(RoleBasedDecider()),
+            jobs=DatabaseJobQueue(sessions, clock, settings.jobs),
         )
+
+    @cached_property
+    def keys(self) -> KeyManager:
+        """Key management, built on first use: commands that never encrypt (``migrate``) do not
+        need the keyring, which outside dev mode must exist."""
+        return build_key_manager(self.settings, self.sessions, self.clock)
 
     @property
     def api_key_pepper(self) -> bytes:

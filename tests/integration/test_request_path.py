@@ -126,7 +126,7 @@ def _with_stage(app: FastAPI, container: Container, extra: object, before: str) 
     denials = DenialRecorder(container.records, container.metrics, container.clock)
     app.state.gateway = Gateway(
         {"model.predict": Chain("model.predict", stages, denials=denials, timeout_s=5)}
-    )  # type: ignore[arg-type]
+    )
 
 
 async def test_a_flagging_stage_answers_200_with_the_flag_header(

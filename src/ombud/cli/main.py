@@ -6,6 +6,7 @@ import asyncio
 import json
 import shlex
 import socket
+import sys
 from typing import Annotated
 
 import typer
@@ -14,15 +15,20 @@ from fastapi import FastAPI
 
 from ombud.app import create_app
 from ombud.cli.apikeys import app as apikeys_app
+from ombud.cli.crypto import app as crypto_app
 from ombud.cli.runtime import load_settings, with_container
+from ombud.cli.worker import worker
 from ombud.container import Container
 from ombud.demo.example import EXAMPLE_APPLICANT
+from ombud.observability.logging import configure_logging
 from ombud.storage import migrate as migrations
 
 app = typer.Typer(
     help="ombud: a governed AI backend.", no_args_is_help=True, pretty_exceptions_enable=False
 )
 app.add_typer(apikeys_app, name="apikeys")
+app.command("worker")(worker)
+app.add_typer(crypto_app, name="crypto")
 
 HostOption = Annotated[str | None, typer.Option(help="Interface to listen on.")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (0: any free port).")]
@@ -44,6 +50,8 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
     """Serve the API (run ``ombud migrate`` first)."""
     settings = load_settings()
     sock = _bind(host or settings.server.host, settings.server.port if port is None else port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    typer.echo(f"ombud is listening on http://{bound_host}:{bound_port}")
     _run_server(create_app(settings), sock)
 
 
@@ -87,6 +95,9 @@ def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this on Linux; without it a response written as headers then
+    # body waits on the client's delayed ACK (~40 ms) under Nagle's algorithm.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
         # Listening now lets connections queue until the server accepts them.
@@ -98,7 +109,10 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _run_server(application: FastAPI, sock: socket.socket) -> None:
-    config = uvicorn.Config(application, lifespan="on", log_level="info", proxy_headers=False)
+    configure_logging(json=not sys.stderr.isatty())
+    config = uvicorn.Config(
+        application, lifespan="on", log_config=None, access_log=False, proxy_headers=False
+    )
     server = uvicorn.Server(config)
     asyncio.run(server.serve(sockets=[sock]))
 

@@ -1,0 +1,58 @@
+"""The catalogue of built-in job kinds and their default schedules.
+
+``default_registry()`` is the one registry the API process (embedded worker) and every
+``ombud worker`` use, so all workers can run every kind that is enqueued. New kinds are
+registered here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+
+from ombud.jobs.registry import JobContext, JobRegistry
+from ombud.jobs.repository import JobRepository
+
+log = logging.getLogger(__name__)
+
+PRUNE = "jobs.prune"
+"""Deletes finished jobs (succeeded or dead) older than ``older_than_days`` (payload)."""
+PRUNE_SCHEDULE = "jobs.prune.nightly"
+PRUNE_CRON = "0 2 * * *"
+"""Every night at 02:00 UTC."""
+DEFAULT_RETENTION_DAYS = 30
+
+
+async def prune_jobs(context: JobContext) -> None:
+    """Delete succeeded and dead jobs that finished more than the retention period ago.
+
+    Payload: ``{"older_than_days": int}`` (default 30). Dead jobs are kept as long as
+    succeeded ones so there is time to look at their last error.
+    """
+    days = retention_days(context.payload)
+    cutoff = context.clock.now() - timedelta(days=days)
+    deleted = await JobRepository(context.session).delete_finished_before(cutoff)
+    log.info("pruned %d finished jobs older than %d days", deleted, days)
+
+
+def retention_days(payload: Mapping[str, object]) -> int:
+    """The ``older_than_days`` of a prune payload, checked.
+
+    Raises:
+        ValueError: It is not a whole number of days of at least 1.
+    """
+    days = payload.get("older_than_days", DEFAULT_RETENTION_DAYS)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValueError(f"older_than_days must be a whole number >= 1, not {days!r}")
+    return days
+
+
+def default_registry() -> JobRegistry:
+    """Every built-in job kind with its handler, and the default schedules."""
+    registry = JobRegistry()
+    registry.register(PRUNE, prune_jobs)
+    registry.schedule(
+        PRUNE_SCHEDULE, PRUNE, PRUNE_CRON, {"older_than_days": DEFAULT_RETENTION_DAYS}
+    )
+    return registry
