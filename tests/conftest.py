@@ -21,7 +21,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ombud.app import create_app
-from ombud.config import DatabaseSettings, JobsSettings, RedisSettings, ServingSettings, Settings
+from ombud.config import (
+    DatabaseSettings,
+    JobsSettings,
+    RateLimitSettings,
+    RedisSettings,
+    ServingSettings,
+    Settings,
+)
 from ombud.container import Container
 from ombud.storage import migrate
 from ombud.storage.database import create_engine, database_url
@@ -104,10 +111,12 @@ def settings(database: str, artifact_dir: Path) -> Settings:
         redis=RedisSettings(),
         # Job tests drive their own workers; the embedded one is tested on its own.
         jobs=JobsSettings(embedded_worker=False),
+        # Default rates (50/s, burst 100 per key); room for the load tests' concurrent calls.
+        ratelimit=RateLimitSettings(max_concurrent_per_key=256),
     )
 
 
-async def _empty(container: Container) -> None:
+async def empty_database(container: Container) -> None:
     async with container.engine.begin() as conn:
         for table in reversed(metadata.sorted_tables):
             await conn.execute(delete(table))
@@ -119,7 +128,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
-        await _empty(application.state.container)
+        await empty_database(application.state.container)
 
 
 @pytest.fixture

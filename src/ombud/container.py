@@ -14,6 +14,14 @@ from ombud.core.clock import Clock, SystemClock
 from ombud.crypto import KeyManager, build_key_manager
 from ombud.jobs.queue import DatabaseJobQueue
 from ombud.observability.metrics import Metrics
+from ombud.ratelimit import (
+    ConcurrencyLimiter,
+    RateLimiter,
+    build_concurrency_limiter,
+    build_rate_limiter,
+    parse_trusted_proxies,
+)
+from ombud.ratelimit.client_ip import IPNetwork
 from ombud.records.writer import GroupCommitWriter
 from ombud.serving.artifacts import ArtifactStore, LocalArtifactStore
 from ombud.serving.runtime import ModelRuntime
@@ -34,6 +42,8 @@ class Container:
     metrics: Metrics
     authorizer: Authorizer
     jobs: DatabaseJobQueue
+    rate_limiter: RateLimiter
+    concurrency: ConcurrencyLimiter
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Container:
@@ -47,25 +57,28 @@ class Container:
         redis_url = settings.redis.url
         metrics = Metrics()
         clock = clock or SystemClock()
+        redis = (
+            Redis.from_url(
+                redis_url.get_secret_value(), socket_timeout=2.0, socket_connect_timeout=2.0
+            )
+            if redis_url is not None
+            else None
+        )
         return cls(
             settings=settings,
             clock=clock,
             engine=engine,
             sessions=sessions,
             records_engine=records_engine,
-            redis=(
-                Redis.from_url(
-                    redis_url.get_secret_value(), socket_timeout=2.0, socket_connect_timeout=2.0
-                )
-                if redis_url is not None
-                else None
-            ),
+            redis=redis,
             artifacts=artifacts,
             runtime=ModelRuntime(artifacts, threads=settings.serving.inference_threads),
             records=GroupCommitWriter(create_sessionmaker(records_engine), metrics),
             metrics=metrics,
             authorizer=Authorizer(RoleBasedDecider()),
             jobs=DatabaseJobQueue(sessions, clock, settings.jobs),
+            rate_limiter=build_rate_limiter(settings.ratelimit, redis, clock, metrics),
+            concurrency=build_concurrency_limiter(settings.ratelimit, metrics),
         )
 
     @cached_property
@@ -73,6 +86,10 @@ class Container:
         """Key management, built on first use: commands that never encrypt (``migrate``) do not
         need the keyring, which outside dev mode must exist."""
         return build_key_manager(self.settings, self.sessions, self.clock)
+
+    @cached_property
+    def trusted_proxies(self) -> tuple[IPNetwork, ...]:
+        return parse_trusted_proxies(self.settings.ratelimit.trusted_proxies)
 
     @property
     def api_key_pepper(self) -> bytes:

@@ -19,6 +19,7 @@ from ombud.gateway.http import credentials_of
 from ombud.identity.principal import Principal
 from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
+from ombud.ratelimit import client_ip
 
 
 def get_container(request: Request) -> Container:
@@ -35,6 +36,20 @@ def get_gateway(request: Request) -> Gateway:
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+def get_client_ip(request: Request, container: ContainerDep) -> str | None:
+    """The client's address; forwarding headers count only from configured trusted proxies."""
+    address = client_ip(
+        request.client.host if request.client else None,
+        request.scope["headers"],
+        container.trusted_proxies,
+        container.settings.ratelimit.client_ip_header,
+    )
+    return str(address) if address is not None else None
+
+
+ClientIpDep = Annotated[str | None, Depends(get_client_ip)]
 
 
 async def get_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:

@@ -126,6 +126,11 @@ class Overloaded(ServiceUnavailable):
     title = "Too many calls in flight"
 
 
+class RateLimitUnavailable(ServiceUnavailable):
+    kind = "rate_limit_unavailable"
+    title = "Rate limits cannot be checked"
+
+
 class RecordsUnavailable(ServiceUnavailable):
     kind = "records_unavailable"
     title = "Records cannot be written"

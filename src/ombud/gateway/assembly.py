@@ -14,9 +14,11 @@ from ombud.container import Container
 from ombud.gateway.chain import Chain
 from ombud.gateway.denials import DenialRecorder
 from ombud.gateway.stage import Stage
+from ombud.gateway.stages.admission import Concurrency, RateLimit
 from ombud.gateway.stages.authenticate import Authenticate
 from ombud.gateway.stages.authorization import AuthorizeCall
 from ombud.gateway.stages.context import DeclaredContext
+from ombud.ratelimit import DefaultQuotas
 from ombud.serving.stages import InvokeModel, RecordPrediction, ResolveModel, ValidateFeatures
 
 StageFactory = Callable[[Container], Stage]
@@ -24,6 +26,10 @@ StageFactory = Callable[[Container], Stage]
 STAGES: Mapping[str, StageFactory] = MappingProxyType(
     {
         "authenticate": lambda c: Authenticate(c.sessions, c.api_key_pepper, c.clock),
+        "rate_limit": lambda c: RateLimit(
+            c.rate_limiter, DefaultQuotas.from_settings(c.settings.ratelimit)
+        ),
+        "concurrency": lambda c: Concurrency(c.concurrency, c.settings.gateway.max_in_flight),
         "context": lambda c: DeclaredContext(),
         "authorize": lambda c: AuthorizeCall(c.authorizer),
         "model.resolve": lambda c: ResolveModel(c.sessions, c.runtime, c.clock),
@@ -36,8 +42,8 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
 DEFAULT_CHAINS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "model.predict": (
-            "authenticate", "context", "authorize", "model.resolve", "model.validate",
-            "model.invoke", "model.record",
+            "authenticate", "rate_limit", "concurrency", "context", "authorize",
+            "model.resolve", "model.validate", "model.invoke", "model.record",
         ),
     }
 )  # fmt: skip

@@ -40,6 +40,8 @@ class Call:
     client_ip: str | None = None
     target: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    cost: int = 1
+    """Weight of the call against rate quotas (1 per request; tokens for LLM calls)."""
 
     principal: Principal | None = None
     purpose: str | None = None

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
-from ombud.api.deps import GatewayDep
+from ombud.api.deps import ClientIpDep, GatewayDep
 from ombud.api.problems import PROBLEM_RESPONSES
 from ombud.gateway.http import answer, call_from_request
 from ombud.serving.schemas import PredictionRead, PredictRequest
@@ -36,19 +36,23 @@ _BODY: dict[str, Any] = {
     openapi_extra=_BODY,
 )
 async def predict(
-    name: ModelName, request: Request, response: Response, gateway: GatewayDep
+    name: ModelName,
+    request: Request,
+    response: Response,
+    gateway: GatewayDep,
+    client_ip: ClientIpDep,
 ) -> Any:
     """Run the approved version of model ``name``; the result is recorded and audited.
 
     The body is ``{"features": {name: value, ...}}`` as declared by the model version. The call
-    passes the ``model.predict`` chain: authenticate, context headers, authorize, resolve the
-    model, validate features, invoke, record.
+    passes the ``model.predict`` chain (by default: authenticate, rate limit, concurrency,
+    context headers, authorize, resolve the model, validate features, invoke, record).
     """
     call = await call_from_request(
         request,
         route=ACTION_PREDICT,
         target=name,
-        client_ip=request.client.host if request.client else None,
+        client_ip=client_ip,
     )
     result = await gateway.chain(ACTION_PREDICT).run(call)
     return answer(call, result, response) or call.result
