@@ -46,6 +46,8 @@ class ServingSettings(BaseModel):
     artifact_dir: Path = Path("var/artifacts")
     inference_threads: int = Field(default=4, ge=1, le=64)
     """Worker threads for model inference, which never runs on the event loop."""
+    version_cache_ttl_s: float = Field(default=5.0, ge=0)
+    """How long a model name's approved version is cached; approvals apply within this time."""
 
 
 class CryptoSettings(BaseModel):

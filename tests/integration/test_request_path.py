@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from ombud.app import create_app
 from ombud.audit.events import Outcome
+from ombud.config import JobsSettings, Settings
 from ombud.container import Container
 from ombud.gateway.assembly import STAGES, ChainConfigError, Gateway, build_gateway
 from ombud.gateway.call import Call
@@ -18,6 +21,8 @@ from ombud.gateway.outcomes import Flag, SendToReview
 from ombud.gateway.outcomes import Outcome as StageOutcome
 from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
+from ombud.jobs.tables import JobStatus
+from tests.conftest import empty_database
 from tests.integration.helpers import PREDICT, applicant, audit_for, bearer
 
 pytestmark = pytest.mark.anyio
@@ -183,3 +188,19 @@ async def test_metrics_expose_latency_by_route_and_model(
     assert 'model="credit-risk:v1"' in text
     assert 'route="/v1/models/{name}/predict"' in text
     assert "ombud_record_batch_size_count" in text
+
+
+async def test_the_embedded_worker_runs_jobs_inside_the_server(settings: Settings) -> None:
+    embedded = settings.model_copy(
+        update={"jobs": JobsSettings(embedded_worker=True, poll_interval_s=0.05)}
+    )
+    app = create_app(embedded)
+    async with app.router.lifespan_context(app):
+        container: Container = app.state.container
+        job = await container.jobs.enqueue("jobs.prune", {"older_than_days": 30})
+        with anyio.fail_after(20):
+            while (
+                current := await container.jobs.get(job.id)
+            ) and current.status != JobStatus.SUCCEEDED:
+                await anyio.sleep(0.05)
+        await empty_database(container)

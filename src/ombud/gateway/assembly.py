@@ -32,7 +32,9 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
         "concurrency": lambda c: Concurrency(c.concurrency, c.settings.gateway.max_in_flight),
         "context": lambda c: DeclaredContext(),
         "authorize": lambda c: AuthorizeCall(c.authorizer),
-        "model.resolve": lambda c: ResolveModel(c.sessions, c.runtime, c.clock),
+        "model.resolve": lambda c: ResolveModel(
+            c.sessions, c.runtime, c.clock, c.settings.serving.version_cache_ttl_s
+        ),
         "model.validate": lambda c: ValidateFeatures(c.runtime),
         "model.invoke": lambda c: InvokeModel(c.runtime, c.clock),
         "model.record": lambda c: RecordPrediction(c.records, c.clock),

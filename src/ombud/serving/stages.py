@@ -17,32 +17,52 @@ from ombud.gateway.outcomes import Outcome as StageOutcome
 from ombud.predictions.records import PredictionRecord
 from ombud.records.writer import RecordWriter
 from ombud.registry.repository import RegistryRepository
+from ombud.registry.schemas import ModelVersion
 from ombud.registry.service import RegistryService
 from ombud.serving.runtime import ModelRuntime
 from ombud.serving.schemas import PredictionRead, PredictRequest
 
 
 class ResolveModel:
-    """``model.resolve``: the approved version of the target model, loaded and verified."""
+    """``model.resolve``: the approved version of the target model, loaded and verified.
+
+    The name → version lookup is cached for ``ttl_s`` (by the injected clock), so a hot model
+    costs no query per call; an approval or rollback takes effect within that time.
+    """
 
     name = "model.resolve"
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], runtime: ModelRuntime, clock: Clock
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        runtime: ModelRuntime,
+        clock: Clock,
+        ttl_s: float,
     ) -> None:
         self._sessions = sessions
         self._runtime = runtime
         self._clock = clock
+        self._ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, ModelVersion]] = {}
 
     async def __call__(self, call: Call) -> StageOutcome:
-        async with self._sessions() as session:
-            version = await RegistryService(
-                RegistryRepository(session), self._clock
-            ).serving_version(call.target or "")
+        version = await self._version(call.target or "")
         await self._runtime.get(version)
         call.model_version = version
         structlog.contextvars.bind_contextvars(model=version.model, model_version=version.version)
         return None
+
+    async def _version(self, name: str) -> ModelVersion:
+        now = self._clock.monotonic()
+        cached = self._cache.get(name)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._sessions() as session:
+            registry = RegistryService(RegistryRepository(session), self._clock)
+            version = await registry.serving_version(name)
+        if self._ttl_s > 0:
+            self._cache[name] = (now + self._ttl_s, version)
+        return version
 
 
 class ValidateFeatures:
