@@ -113,6 +113,24 @@ class GatewaySettings(BaseModel):
     """Calls in flight per process past which new ones are shed with 503."""
 
 
+class OidcSettings(BaseModel):
+    """Bearer JWTs from an OpenID Connect provider. Off unless ``issuer`` and ``jwks_url`` are set."""
+
+    issuer: str | None = None
+    audience: list[str] = []
+    jwks_url: str | None = None
+    algorithms: list[str] = ["RS256", "ES256", "PS256", "EdDSA"]
+    leeway_s: float = Field(default=30.0, ge=0, le=300)
+    jwks_cache_ttl_s: float = Field(default=3600.0, gt=0)
+    jwks_min_refetch_interval_s: float = Field(default=30.0, ge=0)
+    tenant_claim: str = "tenant"
+    roles_claim: str = "roles"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer and self.jwks_url)
+
+
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -136,6 +154,7 @@ class Settings(BaseSettings):
     jobs: JobsSettings = JobsSettings()
     ratelimit: RateLimitSettings = RateLimitSettings()
     gateway: GatewaySettings = GatewaySettings()
+    oidc: OidcSettings = OidcSettings()
 
     @field_validator("env", mode="before")
     @classmethod
