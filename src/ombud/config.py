@@ -114,7 +114,7 @@ class GatewaySettings(BaseModel):
 
 
 class OidcSettings(BaseModel):
-    """Bearer JWTs from an OpenID Connect provider. Off unless ``issuer`` and ``jwks_url`` are set."""
+    """Bearer JWTs from an OpenID Connect provider; off unless ``issuer`` and ``jwks_url`` set."""
 
     issuer: str | None = None
     audience: list[str] = []
