@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from ombud import __version__
 from ombud.api import problems
 from ombud.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from ombud.api.security_headers import SecurityHeadersMiddleware
 from ombud.config import Settings
 from ombud.container import Container
 from ombud.core.clock import Clock
@@ -33,14 +34,22 @@ Authenticate with `Authorization: Bearer <API key>` (or `x-api-key`). Optional r
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    """Build the app. Nothing connects until the lifespan starts."""
+    """Build the public app. Nothing connects until the lifespan starts.
+
+    With an internal listener configured, ``app.state.internal_app`` holds a second app with
+    /metrics and health, sharing the container.
+    """
     settings = settings or Settings()
+    internal = _internal_app(settings) if settings.server.internal_port is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = Container.create(settings, clock=clock)
         app.state.container = container
         app.state.gateway = build_gateway(container)
+        if internal is not None:
+            internal.state.container = container
+            internal.state.ready.set()
         try:
             async with anyio.create_task_group() as background:
                 stop = anyio.Event()
@@ -58,12 +67,41 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await container.aclose()
 
     app = FastAPI(title="ombud", version=__version__, description=DESCRIPTION, lifespan=lifespan)
-    problems.install(app)
+    _edge(app, settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(models_router)
     app.include_router(predictions_router)
-    app.include_router(metrics_router)
+    if internal is None:
+        app.include_router(metrics_router)
+    app.state.internal_app = internal
     return app
+
+
+def _edge(app: FastAPI, settings: Settings) -> None:
+    problems.install(app)
+    hsts = settings.server.tls if settings.server.hsts is None else settings.server.hsts
+    app.add_middleware(SecurityHeadersMiddleware, hsts=hsts)
+
+
+def _internal_app(settings: Settings) -> FastAPI:
+    """Metrics and health for operators, on a listener that is not exposed to clients."""
+
+    @asynccontextmanager
+    async def wait_for_public(app: FastAPI) -> AsyncIterator[None]:
+        # The public app's lifespan builds the shared container; serve nothing before it exists.
+        await app.state.ready.wait()
+        yield
+
+    internal = FastAPI(
+        title="ombud internal", version=__version__, lifespan=wait_for_public,
+        docs_url=None, redoc_url=None, openapi_url=None,
+    )  # fmt: skip
+    internal.state.ready = anyio.Event()
+    _edge(internal, settings)
+    internal.add_middleware(RequestIdMiddleware)
+    internal.include_router(health_router)
+    internal.include_router(metrics_router)
+    return internal

@@ -135,6 +135,36 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    body_timeout_s: float = Field(default=15.0, gt=0)
+    """Longest a client may take to send a request body; slower bodies get 408."""
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    """Serve HTTPS with this certificate chain and key (PEM)."""
+    hsts: bool | None = None
+    """Send Strict-Transport-Security; default: when serving TLS. Set true behind a TLS proxy."""
+    internal_host: str = "127.0.0.1"
+    internal_port: int | None = Field(default=None, ge=0, le=65535)
+    """A second listener for /metrics and health; when set, /metrics leaves the public one."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both OMBUD_SERVER__TLS_CERT_FILE and OMBUD_SERVER__TLS_KEY_FILE")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
+
+
+class NetworkSettings(BaseModel):
+    """Outbound calls (identity providers, key providers, model providers): where they may go."""
+
+    allowed_hosts: list[str] = []
+    """Host names or IP addresses ombud may call; anything else is refused (no SSRF)."""
+    allow_private_networks: bool = False
+    """Allow allowed hosts that resolve to private, loopback or link-local addresses."""
+    allowed_schemes: list[str] = ["https"]
 
 
 class Settings(BaseSettings):
@@ -155,6 +185,7 @@ class Settings(BaseSettings):
     ratelimit: RateLimitSettings = RateLimitSettings()
     gateway: GatewaySettings = GatewaySettings()
     oidc: OidcSettings = OidcSettings()
+    network: NetworkSettings = NetworkSettings()
 
     @field_validator("env", mode="before")
     @classmethod

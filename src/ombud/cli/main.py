@@ -18,6 +18,7 @@ from ombud.cli.apikeys import app as apikeys_app
 from ombud.cli.crypto import app as crypto_app
 from ombud.cli.runtime import load_settings, with_container
 from ombud.cli.worker import worker
+from ombud.config import Settings
 from ombud.container import Container
 from ombud.demo.example import EXAMPLE_APPLICANT
 from ombud.observability.logging import configure_logging
@@ -51,8 +52,9 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
     settings = load_settings()
     sock = _bind(host or settings.server.host, settings.server.port if port is None else port)
     bound_host, bound_port = sock.getsockname()[:2]
-    typer.echo(f"ombud is listening on http://{bound_host}:{bound_port}")
-    _run_server(create_app(settings), sock)
+    scheme = "https" if settings.server.tls else "http"
+    typer.echo(f"ombud is listening on {scheme}://{bound_host}:{bound_port}")
+    _run_server(create_app(settings), sock, settings)
 
 
 @app.command()
@@ -77,7 +79,7 @@ def demo(host: HostOption = None, port: PortOption = None) -> None:
     typer.echo(f"  demo API key (new on every start; older demo keys are revoked): {api_key}")
     typer.echo("  score an applicant:")
     typer.echo(_curl(base, api_key))
-    _run_server(create_app(settings), sock)
+    _run_server(create_app(settings), sock, settings)
 
 
 def _curl(base: str, api_key: str) -> str:
@@ -108,13 +110,37 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run_server(application: FastAPI, sock: socket.socket) -> None:
+def _run_server(application: FastAPI, sock: socket.socket, settings: Settings) -> None:
+    """Serve the public app on ``sock`` (TLS when configured) and, with an internal listener
+    configured, the internal app beside it in the same event loop."""
     configure_logging(json=not sys.stderr.isatty())
+    server_settings = settings.server
+    tls: dict[str, str] = {}
+    if server_settings.tls_cert_file is not None and server_settings.tls_key_file is not None:
+        tls = {
+            "ssl_certfile": str(server_settings.tls_cert_file),
+            "ssl_keyfile": str(server_settings.tls_key_file),
+        }
+    servers = [(_server(application, tls), sock)]
+    internal: FastAPI | None = application.state.internal_app
+    if internal is not None and server_settings.internal_port is not None:
+        internal_sock = _bind(server_settings.internal_host, server_settings.internal_port)
+        host, port = internal_sock.getsockname()[:2]
+        typer.echo(f"ombud internal listener (metrics, health) on http://{host}:{port}")
+        servers.append((_server(internal, {}), internal_sock))
+
+    async def run_all() -> None:
+        await asyncio.gather(*(server.serve(sockets=[s]) for server, s in servers))
+
+    asyncio.run(run_all())
+
+
+def _server(application: FastAPI, tls: dict[str, str]) -> uvicorn.Server:
     config = uvicorn.Config(
-        application, lifespan="on", log_config=None, access_log=False, proxy_headers=False
-    )
-    server = uvicorn.Server(config)
-    asyncio.run(server.serve(sockets=[sock]))
+        application, lifespan="on", log_config=None, access_log=False, proxy_headers=False,
+        ssl_certfile=tls.get("ssl_certfile"), ssl_keyfile=tls.get("ssl_keyfile"),
+    )  # fmt: skip
+    return uvicorn.Server(config)
 
 
 def main() -> None:

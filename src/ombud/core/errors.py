@@ -86,6 +86,18 @@ class InvalidRequest(Problem):
     title = "Request validation failed"
 
 
+class RequestTimeout(Problem):
+    kind = "request_timeout"
+    status = 408
+    title = "The request body came too slowly"
+
+
+class OutboundRefused(Problem):
+    kind = "outbound_refused"
+    status = 422
+    title = "Outbound destination not allowed"
+
+
 class MethodNotAllowed(Problem):
     kind = "method_not_allowed"
     status = 405

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import anyio
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
+from ombud.core.errors import RequestTimeout
 from ombud.gateway.call import Call
 from ombud.gateway.chain import ChainResult, Completed
 from ombud.identity.credentials import PresentedCredentials
@@ -20,9 +22,14 @@ def credentials_of(request: Request) -> PresentedCredentials:
 
 
 async def call_from_request(
-    request: Request, *, route: str, target: str | None, client_ip: str | None
+    request: Request,
+    *,
+    route: str,
+    target: str | None,
+    client_ip: str | None,
+    body_timeout_s: float,
 ) -> Call:
-    """Read the body (the size cap applies) and what the stages need from the request."""
+    """Read the body (size cap and time limit apply) and what the stages need from the request."""
     call = Call(
         route=route,
         request_id=request.state.request_id,
@@ -32,7 +39,13 @@ async def call_from_request(
         headers={h: request.headers[h] for h in _CONTEXT_HEADERS if h in request.headers},
     )
     request.state.call = call
-    call.body = await request.body()
+    try:
+        with anyio.fail_after(body_timeout_s):
+            call.body = await request.body()
+    except TimeoutError:
+        raise RequestTimeout(
+            detail=f"the body did not arrive within {body_timeout_s:g} s"
+        ) from None
     return call
 
 

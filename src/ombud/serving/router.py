@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
-from ombud.api.deps import ClientIpDep, GatewayDep
+from ombud.api.deps import ClientIpDep, ContainerDep, GatewayDep
 from ombud.api.problems import PROBLEM_RESPONSES
 from ombud.gateway.http import answer, call_from_request
 from ombud.serving.schemas import PredictionRead, PredictRequest
@@ -41,6 +41,7 @@ async def predict(
     response: Response,
     gateway: GatewayDep,
     client_ip: ClientIpDep,
+    container: ContainerDep,
 ) -> Any:
     """Run the approved version of model ``name``; the result is recorded and audited.
 
@@ -53,6 +54,7 @@ async def predict(
         route=ACTION_PREDICT,
         target=name,
         client_ip=client_ip,
+        body_timeout_s=container.settings.server.body_timeout_s,
     )
     result = await gateway.chain(ACTION_PREDICT).run(call)
     return answer(call, result, response) or call.result
