@@ -25,8 +25,8 @@ run: $(STAMP)
 	$(BIN)/ombud demo --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -42,3 +42,17 @@ lock:
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache
+
+# Scan the pinned set in requirements.lock for known vulnerabilities, without installing it.
+# Needs network access to the advisory database, so it is not part of `make test`.
+# --strict: a package that could not be checked fails the audit instead of passing silently.
+TOOLS_VENV    := .venv-tools
+PIP_AUDIT     := pip-audit==2.10.1
+AUDIT_SERVICE ?= pypi
+
+.PHONY: audit-deps
+audit-deps:
+	@test -x $(TOOLS_VENV)/bin/pip-audit || { $(PYTHON) -m venv $(TOOLS_VENV) && \
+		$(TOOLS_VENV)/bin/python -m pip install --disable-pip-version-check --quiet $(PIP_AUDIT); }
+	$(TOOLS_VENV)/bin/pip-audit --requirement requirements.lock --require-hashes --disable-pip \
+		--strict --vulnerability-service $(AUDIT_SERVICE) --progress-spinner off

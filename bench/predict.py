@@ -40,7 +40,8 @@ wrk.body = [[{body}]]
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {key}"
 done = function(summary, latency, requests)
-  io.write(string.format("RESULT requests=%d rps=%.1f p50_ms=%.3f p99_ms=%.3f errors=%d non2xx=%d\\n",
+  io.write(string.format(
+    "RESULT requests=%d rps=%.1f p50_ms=%.3f p99_ms=%.3f errors=%d non2xx=%d\\n",
     summary.requests, summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000.0, latency:percentile(99) / 1000.0,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
@@ -75,12 +76,13 @@ async def _prepare(env: dict[str, str]) -> str:
         await container.aclose()
 
 
-def _wrk(url: str, script: Path, connections: int, seconds: int, pid: int) -> tuple[dict[str, float], float]:
+def _wrk(
+    url: str, script: Path, connections: int, seconds: int, pid: int
+) -> tuple[dict[str, float], float]:
     cpu_before = _cpu_seconds(pid)
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    command += ["-s", str(script), url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     cpu = _cpu_seconds(pid) - cpu_before
     match = re.search(r"RESULT (.*)", out)
     if match is None:
@@ -100,7 +102,9 @@ def _in_process(env: dict[str, str], seconds: float) -> Row:
             from ombud.registry.service import RegistryService
 
             async with container.sessions() as session:
-                version = await RegistryService(RegistryRepository(session), container.clock).serving_version("credit-risk")
+                version = await RegistryService(
+                    RegistryRepository(session), container.clock
+                ).serving_version("credit-risk")
             return await container.runtime.get(version)
         finally:
             await container.aclose()
@@ -123,7 +127,9 @@ def _in_process(env: dict[str, str], seconds: float) -> Row:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16])
     args = parser.parse_args()
@@ -158,13 +164,18 @@ def main() -> None:
         assert server.stdout is not None
         port = int(server.stdout.readline().split()[1])
         base = f"http://127.0.0.1:{port}"
-        for path, target in (("/bench/echo", "echo"), ("/v1/models/credit-risk/predict", "predict")):
+        for path, target in (
+            ("/bench/echo", "echo"),
+            ("/v1/models/credit-risk/predict", "predict"),
+        ):
             _wrk(base + path, script, 4, 2, server.pid)  # warm-up, discarded
             for connections in args.connections:
                 values, cpu = _wrk(base + path, script, connections, args.duration, server.pid)
+                cpu_ms = cpu / max(values["requests"], 1) * 1e3
+                errors = int(values["errors"] + values["non2xx"])
                 rows.append(Row(
                     target, connections, values["rps"], values["p50_ms"], values["p99_ms"],
-                    cpu / max(values["requests"], 1) * 1e3, int(values["errors"] + values["non2xx"]),
+                    cpu_ms, errors,
                 ))  # fmt: skip
     finally:
         server.terminate()
@@ -175,13 +186,16 @@ def main() -> None:
 
 def _print(rows: list[Row]) -> None:
     echo = {r.connections: r for r in rows if r.target == "echo"}
-    print("| target | conns | req/s | p50 ms | p99 ms | server CPU ms/req | req/s ÷ echo | CPU ÷ echo | errors |")  # noqa: T201
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")  # noqa: T201
+    print(
+        "| target | conns | req/s | p50 ms | p99 ms | server CPU ms/req "
+        "| req/s ÷ echo | CPU ÷ echo | errors |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        base = echo.get(r.connections)
-        ratio = f"{r.rps / base.rps:.2f}" if base and r.target != "model in-process" else "–"
-        cpu_ratio = f"{r.cpu_ms_per_request / base.cpu_ms_per_request:.2f}" if base and r.target != "model in-process" else "–"
-        print(  # noqa: T201
+        base = echo.get(r.connections) if r.target != "model in-process" else None
+        ratio = f"{r.rps / base.rps:.2f}" if base else "–"
+        cpu_ratio = f"{r.cpu_ms_per_request / base.cpu_ms_per_request:.2f}" if base else "–"
+        print(
             f"| {r.target} | {r.connections} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
             f"| {r.cpu_ms_per_request:.3f} | {ratio} | {cpu_ratio} | {r.errors} |"
         )

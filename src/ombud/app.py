@@ -45,12 +45,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = Container.create(settings, clock=clock)
-        app.state.container = container
-        app.state.gateway = build_gateway(container)
-        if internal is not None:
-            internal.state.container = container
-            internal.state.ready.set()
         try:
+            app.state.container = container
+            app.state.gateway = build_gateway(container)
+            if internal is not None:
+                internal.state.container = container
+                internal.state.ready.set()
             async with anyio.create_task_group() as background:
                 stop = anyio.Event()
                 if settings.jobs.embedded_worker:

@@ -28,6 +28,9 @@ class DatabaseSettings(BaseModel):
     url: SecretStr = SecretStr("sqlite:///./var/ombud.db")
     pool_size: int = Field(default=10, ge=1)
     max_overflow: int = Field(default=10, ge=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    command_timeout_s: float = Field(default=30.0, gt=0)
+    """PostgreSQL: longest wait for a connection, and for one statement."""
     echo: bool = False
 
 
@@ -53,11 +56,32 @@ class ServingSettings(BaseModel):
 class CryptoSettings(BaseModel):
     """Key management: envelope encryption under a key-encryption key from a key provider."""
 
-    provider: Literal["local"] = "local"
+    provider: Literal["local", "vault"] = "local"
     keyring_path: Path = Path("var/keyring.json")
     """The local key provider's keyring file (key-encryption keys by version); created in dev."""
     data_key_cache_size: int = Field(default=1024, ge=0)
     data_key_cache_ttl_s: float = Field(default=300.0, ge=0)
+    vault_url: str | None = None
+    """Vault's address, e.g. ``https://vault.internal:8200``; plain http only to loopback in dev."""
+    vault_token: SecretStr | None = None
+    """The Vault token; its policy needs the transit paths listed in docs/key-management.md."""
+    vault_mount: str = Field(default="transit", pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
+    vault_key_name: str = Field(default="ombud", pattern=r"^[A-Za-z0-9_\-.]+$")
+    vault_namespace: str | None = None
+    """Vault Enterprise namespace (``X-Vault-Namespace``); unset for the root namespace."""
+    vault_ca_bundle: Path | None = None
+    """PEM bundle of the CAs that sign Vault's certificate; unset: the system trust store."""
+    vault_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    """Longest one Vault request may take (connect, then each read) before it counts as down."""
+
+    @model_validator(mode="after")
+    def _vault_complete(self) -> Self:
+        if self.provider == "vault" and (not self.vault_url or self.vault_token is None):
+            raise ValueError(
+                "OMBUD_CRYPTO__PROVIDER=vault needs OMBUD_CRYPTO__VAULT_URL and "
+                "OMBUD_CRYPTO__VAULT_TOKEN"
+            )
+        return self
 
 
 class JobsSettings(BaseModel):
@@ -118,13 +142,46 @@ class OidcSettings(BaseModel):
 
     issuer: str | None = None
     audience: list[str] = []
+    """A token is accepted when its ``aud`` holds one of these; required when enabled."""
     jwks_url: str | None = None
     algorithms: list[str] = ["RS256", "ES256", "PS256", "EdDSA"]
     leeway_s: float = Field(default=30.0, ge=0, le=300)
     jwks_cache_ttl_s: float = Field(default=3600.0, gt=0)
     jwks_min_refetch_interval_s: float = Field(default=30.0, ge=0)
+    """Floor between two key-set fetches, so tokens with made-up key ids cannot flood the IdP."""
+    jwks_fetch_timeout_s: float = Field(default=5.0, gt=0, le=30)
+    jwks_max_bytes: int = Field(default=256 * 1024, ge=1024, le=4 * 1024 * 1024)
+    max_token_bytes: int = Field(default=8192, ge=512, le=65536)
     tenant_claim: str = "tenant"
     roles_claim: str = "roles"
+    client_id_claims: list[str] = ["client_id", "azp"]
+    """A token whose ``sub`` equals one of these claims is a client's own (service) token."""
+    service_claim: str | None = None
+    service_claim_values: list[str] = []
+    """A token whose ``service_claim`` holds one of these values is a service (e.g. ``gty`` =
+    ``client-credentials``, or ``idtyp`` = ``app``)."""
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        # Asymmetric signatures only: a shared-secret (HS*) algorithm next to public keys from a
+        # key set is how key-confusion attacks work, and ``none`` is no signature at all.
+        allowed = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+        allowed |= {"ES256", "ES384", "ES512", "EdDSA"}
+        refused = [alg for alg in value if alg not in allowed]
+        if refused or not value:
+            raise ValueError(
+                f"OMBUD_OIDC__ALGORITHMS: {refused or 'empty'} refused; allowed: {sorted(allowed)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.enabled and not self.audience:
+            raise ValueError("OMBUD_OIDC__AUDIENCE must be set when OIDC is enabled")
+        if self.jwks_url and not self.jwks_url.lower().startswith(("https://", "http://")):
+            raise ValueError("OMBUD_OIDC__JWKS_URL must be an http(s) URL")
+        return self
 
     @property
     def enabled(self) -> bool:

@@ -12,6 +12,7 @@ from ombud.authz import Authorizer, RoleBasedDecider
 from ombud.config import Settings
 from ombud.core.clock import Clock, SystemClock
 from ombud.crypto import KeyManager, build_key_manager
+from ombud.identity.oidc import TokenVerifier, build_token_verifier
 from ombud.jobs.queue import DatabaseJobQueue
 from ombud.observability.metrics import Metrics
 from ombud.ratelimit import (
@@ -44,6 +45,7 @@ class Container:
     jobs: DatabaseJobQueue
     rate_limiter: RateLimiter
     concurrency: ConcurrencyLimiter
+    token_verifier: TokenVerifier | None
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Container:
@@ -79,6 +81,7 @@ class Container:
             jobs=DatabaseJobQueue(sessions, clock, settings.jobs),
             rate_limiter=build_rate_limiter(settings.ratelimit, redis, clock, metrics),
             concurrency=build_concurrency_limiter(settings.ratelimit, metrics),
+            token_verifier=build_token_verifier(settings, clock),
         )
 
     @cached_property

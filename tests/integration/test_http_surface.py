@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from ombud.app import create_app
+from ombud.audit.repository import AuditRepository
 from ombud.config import RedisSettings, Settings
 
 pytestmark = pytest.mark.anyio
@@ -65,9 +66,26 @@ async def test_wrong_method_is_405_problem(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize("incoming", ["", "bad id with spaces", "x" * 200])
-async def test_unsafe_request_ids_are_replaced(client: httpx.AsyncClient, incoming: str) -> None:
+async def test_unsafe_client_request_ids_are_not_echoed(
+    client: httpx.AsyncClient, incoming: str
+) -> None:
     response = await client.get("/healthz", headers={"X-Request-Id": incoming})
     assert response.headers["X-Request-Id"].startswith("req_")
+    assert "X-Client-Request-Id" not in response.headers
+
+
+async def test_readyz_failure_is_not_audited(settings: Settings) -> None:
+    unreachable = settings.model_copy(
+        update={"redis": RedisSettings(url=SecretStr("redis://127.0.0.1:1/0"))}
+    )
+    app = create_app(unreachable)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ombud.test") as http:
+            response = await http.get("/readyz")
+        async with app.state.container.sessions() as session:
+            assert await AuditRepository(session).count() == 0
+    assert response.status_code == 503
 
 
 async def test_openapi_documents_the_predict_route_and_problems(client: httpx.AsyncClient) -> None:

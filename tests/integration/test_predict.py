@@ -41,7 +41,9 @@ async def test_prediction_is_answered_recorded_and_audited(
     assert body["model_version"] == 1
     assert 0.0 <= body["score"] <= 1.0
     assert body["decision"] == ("decline" if body["score"] >= body["threshold"] else "approve")
-    assert response.headers["X-Request-Id"] == "req-test-1"
+    request_id = response.headers["X-Request-Id"]
+    assert request_id.startswith("req_")
+    assert response.headers["X-Client-Request-Id"] == "req-test-1"
 
     async with container.sessions() as session:
         record = await PredictionRepository(session).get(body["prediction_id"])
@@ -56,7 +58,8 @@ async def test_prediction_is_answered_recorded_and_audited(
     )
     assert record.latency_ms > 0
 
-    [event] = await audit_for(container, "req-test-1")
+    [event] = await audit_for(container, request_id)
+    assert await audit_for(container, "req-test-1") == []
     assert event.action == "model.predict"
     assert event.outcome is Outcome.SUCCESS
     assert event.actor == record.principal_id

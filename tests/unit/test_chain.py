@@ -10,10 +10,10 @@ from pydantic import BaseModel
 
 from ombud.audit.events import Outcome as AuditOutcome
 from ombud.core.clock import FrozenClock
-from ombud.core.errors import Forbidden, GatewayTimeout, InvalidRequest
+from ombud.core.errors import Forbidden, GatewayTimeout, InvalidRequest, ServiceUnavailable
 from ombud.gateway.call import Call
 from ombud.gateway.chain import FLAG_HEADER, Chain, Completed, PendingReview
-from ombud.gateway.denials import DenialRecorder
+from ombud.gateway.outcome_records import OutcomeRecorder
 from ombud.gateway.outcomes import Deny, Flag, Outcome, SendToReview
 from ombud.observability.metrics import Metrics
 from ombud.records.writer import Record
@@ -63,8 +63,8 @@ class Hangs:
 
 def _chain(stages: list[object], timeout_s: float = 5.0) -> tuple[Chain, MemoryWriter, Metrics]:
     writer, metrics = MemoryWriter(), Metrics()
-    denials = DenialRecorder(writer, metrics, FrozenClock())
-    return Chain("test.route", stages, denials=denials, timeout_s=timeout_s), writer, metrics  # type: ignore[arg-type]
+    denials = OutcomeRecorder(writer, metrics, FrozenClock())
+    return Chain("test.route", stages, outcomes=denials, timeout_s=timeout_s), writer, metrics  # type: ignore[arg-type]
 
 
 def _denials(metrics: Metrics, stage: str, reason: str) -> float:
@@ -142,3 +142,41 @@ async def test_a_chain_without_a_result_is_a_bug_not_an_answer() -> None:
     chain, _, _ = _chain([Step("a", log=[])])
     with pytest.raises(RuntimeError, match="without a result"):
         await chain.run(Call(route="test.route", request_id="r7"))
+
+
+class Broken:
+    name = "model.resolve"
+
+    async def __call__(self, call: Call) -> Outcome:
+        raise ConnectionRefusedError("database down")
+
+
+class OwnTimeout:
+    name = "provider"
+
+    async def __call__(self, call: Call) -> Outcome:
+        raise TimeoutError("upstream connect")
+
+
+async def test_a_backing_service_failure_is_an_audited_503_not_a_500() -> None:
+    chain, writer, metrics = _chain([Broken()])
+    with pytest.raises(ServiceUnavailable):
+        await chain.run(Call(route="test.route", request_id="r8"))
+    assert _denials(metrics, "model.resolve", "service_unavailable") == 1
+    assert writer.records[0].outcome is AuditOutcome.ERROR  # type: ignore[union-attr]
+
+
+async def test_a_stages_own_timeout_is_not_the_chains_time_limit() -> None:
+    chain, _, metrics = _chain([OwnTimeout()], timeout_s=5)
+    with pytest.raises(ServiceUnavailable):
+        await chain.run(Call(route="test.route", request_id="r9"))
+    assert _denials(metrics, "timeout", "timeout") == 0
+
+
+async def test_a_review_outcome_is_audited() -> None:
+    log: list[str] = []
+    chain, writer, _ = _chain([Step("policy", SendToReview("rev_9", "adverse"), log=log)])
+    await chain.run(Call(route="test.route", request_id="r10"))
+    [event] = writer.records
+    assert event.outcome is AuditOutcome.PENDING_REVIEW  # type: ignore[union-attr]
+    assert event.detail == {"stage": "policy", "review_id": "rev_9", "detail": "adverse"}  # type: ignore[union-attr]

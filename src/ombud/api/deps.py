@@ -72,7 +72,10 @@ async def get_principal(
     """Authenticate a control-plane request (AI calls authenticate in their chain)."""
     token = credentials_of(request).token()
     identity = IdentityService(
-        IdentityRepository(session), container.api_key_pepper, container.clock
+        IdentityRepository(session),
+        container.api_key_pepper,
+        container.clock,
+        tokens=container.token_verifier,
     )
     principal = await identity.authenticate(token)
     request.state.principal = principal

@@ -10,7 +10,12 @@ from ombud.core.ids import is_valid_request_id, new_id
 
 
 class RequestIdMiddleware:
-    """Accept a safe ``X-Request-Id`` from the client or make one; echo it on the response."""
+    """Give every request a server-made id (``X-Request-Id``), the key of its audit records.
+
+    A client's own ``X-Request-Id``, when safe, is echoed back as ``X-Client-Request-Id`` and
+    logged, but never used as the audit key: clients must not be able to collide with, or
+    impersonate, another request's records.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -21,14 +26,18 @@ class RequestIdMiddleware:
             return
         incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
         text = incoming.decode("latin-1")
-        request_id = text if is_valid_request_id(text) else new_id("req")
-        scope.setdefault("state", {})["request_id"] = request_id
+        client_id = text if is_valid_request_id(text) else None
+        request_id = new_id("req")
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["client_request_id"] = client_id
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                if "x-request-id" not in headers:
-                    headers["X-Request-Id"] = request_id
+                headers["X-Request-Id"] = request_id
+                if client_id is not None:
+                    headers["X-Client-Request-Id"] = client_id
             await send(message)
 
         await self.app(scope, receive, send_with_id)

@@ -17,7 +17,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from ombud.audit.events import ANONYMOUS, AuditEvent, Outcome
-from ombud.core.context import CallContext
 from ombud.core.errors import (
     BadRequest,
     FieldError,
@@ -29,6 +28,7 @@ from ombud.core.errors import (
     RecordsUnavailable,
 )
 from ombud.core.ids import new_id
+from ombud.gateway.call import Call
 from ombud.identity.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -103,10 +103,14 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return await respond(request, Problem(detail="unexpected error; see the server log"))
 
 
-async def respond(request: Request, problem: Problem) -> JSONResponse:
-    """Audit ``problem`` (when it happened on a route) and render it as problem+json."""
+async def respond(request: Request, problem: Problem, *, audit: bool = True) -> JSONResponse:
+    """Audit ``problem`` (when it happened on a route) and render it as problem+json.
+
+    ``audit=False`` is for answers about ombud itself, such as readiness probes, which must not
+    depend on the very services they report on.
+    """
     request_id = getattr(request.state, "request_id", None)
-    if isinstance(request.scope.get("route"), Route) and not problem.audited:
+    if audit and isinstance(request.scope.get("route"), Route) and not problem.audited:
         try:
             await _audit(request, problem, request_id)
         except Exception:
@@ -135,8 +139,10 @@ async def respond(request: Request, problem: Problem) -> JSONResponse:
 async def _audit(request: Request, problem: Problem, request_id: str | None) -> None:
     container = request.app.state.container
     container.metrics.denials.labels("edge", problem.kind).inc()
-    principal: Principal | None = getattr(request.state, "principal", None)
-    context: CallContext | None = getattr(request.state, "call_context", None)
+    call: Call | None = getattr(request.state, "call", None)
+    principal: Principal | None = getattr(request.state, "principal", None) or (
+        call.principal if call else None
+    )
     route = request.scope["route"]
     event = AuditEvent(
         event_id=new_id("evt"),
@@ -147,8 +153,8 @@ async def _audit(request: Request, problem: Problem, request_id: str | None) -> 
         outcome=Outcome.for_status(problem.status),
         tenant_id=principal.tenant_id if principal else None,
         request_id=request_id,
-        purpose=context.purpose if context else None,
-        subject=context.subject if context else None,
+        purpose=call.purpose if call else None,
+        subject=call.subject if call else None,
         reason=problem.kind,
         detail={"status": problem.status, "detail": problem.detail[:500]},
     )

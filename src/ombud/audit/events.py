@@ -17,6 +17,8 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     """Refused for what was asked (404/413/422)."""
     ERROR = "error"
+    PENDING_REVIEW = "pending_review"
+    """Held for a human decision (HTTP 202)."""
 
     @classmethod
     def for_status(cls, status: int) -> Outcome:

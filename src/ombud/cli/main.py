@@ -130,7 +130,15 @@ def _run_server(application: FastAPI, sock: socket.socket, settings: Settings) -
         servers.append((_server(internal, {}), internal_sock))
 
     async def run_all() -> None:
-        await asyncio.gather(*(server.serve(sockets=[s]) for server, s in servers))
+        async def serve(server: uvicorn.Server, listener: socket.socket) -> None:
+            try:
+                await server.serve(sockets=[listener])
+            finally:
+                # One listener ending (a signal, a failed start-up) ends the others too.
+                for other, _ in servers:
+                    other.should_exit = True
+
+        await asyncio.gather(*(serve(server, s) for server, s in servers))
 
     asyncio.run(run_all())
 

@@ -25,3 +25,18 @@ class KeyDestroyed(CryptoError):
         super().__init__(f"the data key of {scope}/{owner} was destroyed")
         self.scope = scope
         self.owner = owner
+
+
+class KeyProviderUnavailable(KeyringError):
+    """A remote key provider did not answer in time, refused the connection or reported an outage.
+
+    Transient: the same call may succeed later. The message names the provider and the kind of
+    failure, never credentials.
+    """
+
+
+class KeyProviderDenied(KeyringError):
+    """A remote key provider refused the credentials (e.g. Vault's 403 ``permission denied``).
+
+    Not transient: the token is wrong, expired, or its policy lacks a capability.
+    """

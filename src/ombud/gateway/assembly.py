@@ -12,9 +12,9 @@ from types import MappingProxyType
 
 from ombud.container import Container
 from ombud.gateway.chain import Chain
-from ombud.gateway.denials import DenialRecorder
+from ombud.gateway.outcome_records import OutcomeRecorder
 from ombud.gateway.stage import Stage
-from ombud.gateway.stages.admission import Concurrency, RateLimit
+from ombud.gateway.stages.admission import Concurrency, RateLimit, RateLimitByIp
 from ombud.gateway.stages.authenticate import Authenticate
 from ombud.gateway.stages.authorization import AuthorizeCall
 from ombud.gateway.stages.context import DeclaredContext
@@ -25,7 +25,12 @@ StageFactory = Callable[[Container], Stage]
 
 STAGES: Mapping[str, StageFactory] = MappingProxyType(
     {
-        "authenticate": lambda c: Authenticate(c.sessions, c.api_key_pepper, c.clock),
+        "authenticate": lambda c: Authenticate(
+            c.sessions, c.api_key_pepper, c.clock, c.token_verifier
+        ),
+        "rate_limit.ip": lambda c: RateLimitByIp(
+            c.rate_limiter, DefaultQuotas.from_settings(c.settings.ratelimit)
+        ),
         "rate_limit": lambda c: RateLimit(
             c.rate_limiter, DefaultQuotas.from_settings(c.settings.ratelimit)
         ),
@@ -44,15 +49,19 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
 DEFAULT_CHAINS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "model.predict": (
-            "authenticate", "rate_limit", "concurrency", "context", "authorize",
+            "rate_limit.ip", "authenticate", "rate_limit", "concurrency", "context", "authorize",
             "model.resolve", "model.validate", "model.invoke", "model.record",
         ),
     }
 )  # fmt: skip
 
 
+PRE_AUTH_STAGES = frozenset({"rate_limit.ip"})
+"""Stages that need no principal and may run before ``authenticate``."""
+
+
 class ChainConfigError(ValueError):
-    """A configured chain names an unknown stage or leaves out authentication."""
+    """A configured chain names an unknown stage or does not authenticate first."""
 
 
 class Gateway:
@@ -71,13 +80,15 @@ class Gateway:
 
 def build_gateway(container: Container) -> Gateway:
     settings = container.settings.gateway
-    denials = DenialRecorder(container.records, container.metrics, container.clock)
+    outcomes = OutcomeRecorder(container.records, container.metrics, container.clock)
     chains: dict[str, Chain] = {}
     for route, default in DEFAULT_CHAINS.items():
         names = settings.chains.get(route, list(default))
         _check(route, names)
         stages = [STAGES[name](container) for name in names]
-        chains[route] = Chain(route, stages, denials=denials, timeout_s=settings.request_timeout_s)
+        chains[route] = Chain(
+            route, stages, outcomes=outcomes, timeout_s=settings.request_timeout_s
+        )
     unknown_routes = set(settings.chains) - set(DEFAULT_CHAINS)
     if unknown_routes:
         raise ChainConfigError(f"chains configured for unknown routes: {sorted(unknown_routes)}")
@@ -88,5 +99,11 @@ def _check(route: str, names: list[str]) -> None:
     unknown = [name for name in names if name not in STAGES]
     if unknown:
         raise ChainConfigError(f"{route}: unknown stages {unknown}; known: {sorted(STAGES)}")
-    if not names or names[0] != "authenticate":
-        raise ChainConfigError(f"{route}: the chain must start with 'authenticate'")
+    if "authenticate" not in names:
+        raise ChainConfigError(f"{route}: the chain must include 'authenticate'")
+    early = set(names[: names.index("authenticate")]) - PRE_AUTH_STAGES
+    if early:
+        raise ChainConfigError(
+            f"{route}: only {sorted(PRE_AUTH_STAGES)} may come before 'authenticate', "
+            f"not {sorted(early)}"
+        )

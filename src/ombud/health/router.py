@@ -43,7 +43,7 @@ async def readyz(request: Request, container: ContainerDep) -> Any:
         return Health(status="ready", checks=checks)
     failing = ", ".join(k for k, v in checks.items() if v != "ok")
     response: JSONResponse = await respond(
-        request, ServiceUnavailable(detail=f"not ready: {failing}")
+        request, ServiceUnavailable(detail=f"not ready: {failing}"), audit=False
     )
     return response
 

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
+
+_NO_ATTRIBUTES: Mapping[str, object] = MappingProxyType({})
+
+
+def _no_attributes() -> Mapping[str, object]:
+    return _NO_ATTRIBUTES
 
 
 class PrincipalKind(StrEnum):
@@ -13,7 +21,11 @@ class PrincipalKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling. The tenant always comes from here, never from a request header."""
+    """Who is calling. The tenant always comes from here, never from a request header.
+
+    ``attributes`` carries what the credential said beyond identity, tenant and roles (for a
+    JWT, its other claims), for attribute-based decisions; API keys carry none.
+    """
 
     id: str
     name: str
@@ -23,6 +35,8 @@ class Principal:
     tenant_slug: str
     tenant_tier: str
     credential_id: str
+    # Left out of the hash: claim values may be lists or objects, which do not hash.
+    attributes: Mapping[str, object] = field(default_factory=_no_attributes, hash=False)
 
     def has_role(self, role: str) -> bool:
         return role in self.roles

@@ -1,4 +1,5 @@
-"""Identity rules: issuing, listing and revoking API keys, and authenticating presented keys.
+"""Identity rules: issuing, listing and revoking API keys, and authenticating presented keys
+and (with OIDC configured) bearer JWTs.
 
 Services never commit: the caller (a request or a CLI command) owns the unit of work.
 """
@@ -12,6 +13,7 @@ from ombud.core.clock import Clock
 from ombud.core.errors import InvalidRequest, NotFound, Unauthenticated
 from ombud.core.ids import new_id
 from ombud.identity import keys
+from ombud.identity.oidc import TokenVerifier, looks_like_jwt
 from ombud.identity.principal import Principal, PrincipalKind
 from ombud.identity.repository import IdentityRepository, KeyRecord
 from ombud.identity.schemas import ApiKeyCreated, ApiKeyRead
@@ -22,10 +24,18 @@ _ROLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 class IdentityService:
-    def __init__(self, repository: IdentityRepository, pepper: bytes, clock: Clock) -> None:
+    def __init__(
+        self,
+        repository: IdentityRepository,
+        pepper: bytes,
+        clock: Clock,
+        *,
+        tokens: TokenVerifier | None = None,
+    ) -> None:
         self._repo = repository
         self._pepper = pepper
         self._clock = clock
+        self._tokens = tokens
 
     async def ensure_tenant(self, slug: str, *, name: str | None = None) -> TenantRow:
         """Return the tenant ``slug``, creating it on first use."""
@@ -99,7 +109,13 @@ class IdentityService:
             raise NotFound(detail=f"no live API key {prefix_or_id!r}")
 
     async def authenticate(self, token: str) -> Principal:
-        """Resolve a presented API key to its principal, or raise :class:`Unauthenticated`."""
+        """Resolve a presented API key or JWT to its principal, or raise :class:`Unauthenticated`.
+
+        A credential shaped like a JWT goes to the token verifier when OIDC is configured;
+        everything else is treated as an API key.
+        """
+        if self._tokens is not None and looks_like_jwt(token):
+            return await self._tokens.authenticate(token, self._repo)
         prefix = keys.prefix_of(token)
         record = await self._repo.key_by_prefix(prefix) if prefix else None
         if record is None:

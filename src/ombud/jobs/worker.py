@@ -92,7 +92,13 @@ class Worker:
         """
         log.info("job worker %s started", self.worker_id)
         while not stop.is_set():
-            busy = await self._round_until(stop) > 0
+            try:
+                busy = await self._round_until(stop) > 0
+            except Exception:
+                # Deliberately broad: a bad row or a bug in one round must not kill the worker
+                # (and, embedded, the server around it). Logged; the next round starts afresh.
+                log.exception("job worker %s: round failed; continuing", self.worker_id)
+                busy = False
             if not busy and not stop.is_set():
                 with anyio.move_on_after(self._settings.poll_interval_s):
                     await stop.wait()

@@ -91,13 +91,12 @@ class OutboundPolicy:
 
 
 def _internal(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_reserved
-        or address.is_multicast
-        or address.is_unspecified
-    )
+    """Anything not globally routable, including addresses hidden inside IPv6 (mapped, 6to4,
+    Teredo) and shared address space such as 100.64.0.0/10 (home of some metadata services)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is not None:
+            return _internal(embedded)
+        if address.teredo is not None:
+            return True
+    return not address.is_global or address.is_multicast

@@ -25,7 +25,10 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=scope.get("state", {}).get("request_id"))
+        state = scope.get("state", {})
+        structlog.contextvars.bind_contextvars(
+            request_id=state.get("request_id"), client_request_id=state.get("client_request_id")
+        )
         started = time.perf_counter()
         status = 500
 

@@ -33,12 +33,12 @@ async def read_prediction(
     container: ContainerDep,
 ) -> PredictionDetail:
     """A prediction of the caller's tenant. Another tenant's id answers 404, like a missing one."""
+    # The action first, so a caller without the right cannot probe which ids exist.
+    container.authorizer.authorize(principal, ACTION_READ, Resource(kind="prediction"))
     record = await PredictionRepository(session).get(prediction_id)
-    resource = Resource(
-        kind="prediction", id=prediction_id, tenant_id=record.tenant_id if record else None
-    )
     if record is None:
         raise NotFound(detail=f"no prediction {prediction_id!r}")
+    resource = Resource(kind="prediction", id=prediction_id, tenant_id=record.tenant_id)
     container.authorizer.authorize(principal, ACTION_READ, resource)
     await container.records.write(
         [

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ombud.audit.events import AuditEvent
@@ -47,7 +49,11 @@ async def commit_records(sessions: async_sessionmaker[AsyncSession], records: li
 
 
 class GroupCommitWriter:
-    """Batches concurrent writes into shared transactions. Started on first use."""
+    """Batches concurrent writes into shared transactions. Started on first use.
+
+    A call waits at most ``wait_timeout_s`` for its batch: past it the call gets
+    :class:`RecordsUnavailable` (and no answer), even if the batch commits later.
+    """
 
     def __init__(
         self,
@@ -55,11 +61,13 @@ class GroupCommitWriter:
         metrics: Metrics,
         *,
         max_batch_records: int = 512,
+        wait_timeout_s: float = 10.0,
     ) -> None:
         self._sessions = sessions
         self._metrics = metrics
         self._max_batch = max_batch_records
-        self._pending: list[_Entry] = []
+        self._wait_timeout_s = wait_timeout_s
+        self._pending: deque[_Entry] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -74,8 +82,11 @@ class GroupCommitWriter:
         self._wakeup.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="ombud-record-writer")
-        # Shielded: a caller that gives up does not take its records out of the batch.
-        await asyncio.shield(future)
+        try:
+            # Shielded: a caller that gives up does not take its records out of the batch.
+            await asyncio.wait_for(asyncio.shield(future), self._wait_timeout_s)
+        except TimeoutError:
+            raise RecordsUnavailable(detail="records were not committed in time") from None
 
     async def aclose(self) -> None:
         """Commit what is queued, then stop."""
@@ -85,19 +96,28 @@ class GroupCommitWriter:
             await self._task
 
     async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                await self._commit(self._take_batch())
-            if self._closing:
-                return
+        batch: list[_Entry] = []
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._pending:
+                    batch = self._take_batch()
+                    await self._commit(batch)
+                    batch = []
+                if self._closing:
+                    return
+        finally:
+            # Whatever ends this task, no caller may be left waiting on a future nobody settles.
+            error = RecordsUnavailable(detail="the record writer stopped")
+            _settle([*batch, *self._pending], error)
+            self._pending.clear()
 
     def _take_batch(self) -> list[_Entry]:
         batch: list[_Entry] = []
         size = 0
         while self._pending and (not batch or size + len(self._pending[0][0]) <= self._max_batch):
-            entry = self._pending.pop(0)
+            entry = self._pending.popleft()
             batch.append(entry)
             size += len(entry[0])
         return batch
@@ -106,24 +126,34 @@ class GroupCommitWriter:
         records = [record for entry_records, _ in batch for record in entry_records]
         try:
             await commit_records(self._sessions, records)
-        except Exception as exc:  # noqa: BLE001 - every failure must release the waiting calls
+        except (IntegrityError, DataError) as exc:
             self._metrics.record_commits.labels("error").inc()
             if len(batch) > 1:
                 # One bad record must not fail its neighbours: retry each call on its own.
                 for entry in batch:
                     await self._commit([entry])
                 return
-            log.error("could not write %d records: %r", len(records), exc)
-            error = RecordsUnavailable(detail="records could not be written")
-            error.__cause__ = exc
-            _settle(batch, error)
+            self._fail(batch, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - every failure must release the waiting calls
+            # The database itself is failing: fail the whole batch at once, don't retry per call.
+            self._metrics.record_commits.labels("error").inc()
+            self._fail(batch, exc)
             return
         self._metrics.record_commits.labels("ok").inc()
         self._metrics.record_batch_size.observe(len(records))
         _settle(batch, None)
 
+    def _fail(self, batch: list[_Entry], exc: Exception) -> None:
+        count = sum(len(entry_records) for entry_records, _ in batch)
+        # The type only: a database error's text carries statement parameters (personal data).
+        log.error("could not write %d records: %s", count, type(exc).__name__)
+        error = RecordsUnavailable(detail="records could not be written")
+        error.__cause__ = exc
+        _settle(batch, error)
 
-def _settle(batch: list[_Entry], error: Exception | None) -> None:
+
+def _settle(batch: Iterable[_Entry], error: Exception | None) -> None:
     for _, future in batch:
         if future.done():
             continue

@@ -36,7 +36,8 @@ class LoadedModel:
     def score(self, features: dict[str, Any]) -> float:
         """Probability of the positive class. Blocking: call through :class:`ModelRuntime`."""
         names = [spec.name for spec in self.version.input_features]
-        row = np.array([[features[name] for name in names]], dtype=object)
+        # An optional input left out reaches the model as missing (None), not as a KeyError.
+        row = np.array([[features.get(name) for name in names]], dtype=object)
         return float(self.classifier.predict_proba(row)[0, 1])
 
 

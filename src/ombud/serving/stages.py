@@ -12,7 +12,7 @@ from ombud.core.clock import Clock
 from ombud.core.errors import FieldError, InvalidRequest
 from ombud.core.ids import new_id
 from ombud.gateway.call import Call
-from ombud.gateway.denials import call_resource
+from ombud.gateway.outcome_records import call_resource
 from ombud.gateway.outcomes import Outcome as StageOutcome
 from ombud.predictions.records import PredictionRecord
 from ombud.records.writer import RecordWriter

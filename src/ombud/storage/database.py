@@ -39,14 +39,28 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     pool = {"pool_size": settings.pool_size, "max_overflow": settings.max_overflow}
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, echo=settings.echo, pool=pool)
-    return create_async_engine(url, echo=settings.echo, pool_pre_ping=True, **pool)
+    return create_async_engine(
+        url,
+        echo=settings.echo,
+        pool_pre_ping=True,
+        pool_timeout=settings.connect_timeout_s,
+        # Statement parameters hold personal data; keep them out of error messages and logs.
+        hide_parameters=True,
+        connect_args={
+            "timeout": settings.connect_timeout_s,
+            "command_timeout": settings.command_timeout_s,
+        },
+        **pool,
+    )
 
 
 def _sqlite_engine(url: URL, *, echo: bool, pool: dict[str, int]) -> AsyncEngine:
     if not url.database or url.database == ":memory:":
         raise ValueError("use a SQLite file: an in-memory database is private to one connection")
     Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **pool)
+    engine = create_async_engine(
+        url, echo=echo, hide_parameters=True, connect_args={"timeout": 30}, **pool
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -11,6 +11,7 @@ from ombud.ratelimit import (
     ConcurrencyLimitExceeded,
     DefaultQuotas,
     DenialReason,
+    Quota,
     RateLimiter,
     rate_limit_headers,
 )
@@ -19,7 +20,7 @@ PROCESS_KEY = "process"
 
 
 class RateLimit:
-    """``rate_limit``: one atomic check of every quota that applies to the call.
+    """``rate_limit``: one atomic check of the quotas per key, tenant and model.
 
     The ``RateLimit-*`` headers go on every answer; a refusal is 429 with ``Retry-After``, or 503
     when the shared store is down and the configured behaviour is to fail closed.
@@ -34,21 +35,38 @@ class RateLimit:
     async def __call__(self, call: Call) -> Outcome:
         principal = call.require_principal()
         checks = self._quotas.checks(
-            principal_id=principal.credential_id,
-            tenant_id=principal.tenant_id,
-            client_ip=call.client_ip,
-            model=call.target,
+            principal_id=principal.credential_id, tenant_id=principal.tenant_id, model=call.target
         )
-        decision = await self._limiter.check(checks, cost=call.cost)
-        headers = rate_limit_headers(decision)
-        call.response_headers.update(headers)
-        if decision.allowed:
+        return await _admit(self._limiter, checks, call)
+
+
+class RateLimitByIp:
+    """``rate_limit.ip``: the per-client-IP quota, checked before authentication so that
+    floods of bad credentials are throttled before they cost a lookup and an audit record."""
+
+    name = "rate_limit.ip"
+
+    def __init__(self, limiter: RateLimiter, quotas: DefaultQuotas) -> None:
+        self._limiter = limiter
+        self._quotas = quotas
+
+    async def __call__(self, call: Call) -> Outcome:
+        if call.client_ip is None:
             return None
-        if decision.reason is DenialReason.BACKEND_UNAVAILABLE:
-            raise RateLimitUnavailable(
-                detail="the shared rate-limit store is unreachable", headers=headers
-            )
-        raise TooManyRequests(detail=f"{decision.limit} limit reached", headers=headers)
+        return await _admit(self._limiter, self._quotas.checks(client_ip=call.client_ip), call)
+
+
+async def _admit(limiter: RateLimiter, checks: list[tuple[str, Quota]], call: Call) -> Outcome:
+    decision = await limiter.check(checks, cost=call.cost)
+    headers = rate_limit_headers(decision)
+    call.response_headers.update(headers)
+    if decision.allowed:
+        return None
+    if decision.reason is DenialReason.BACKEND_UNAVAILABLE:
+        raise RateLimitUnavailable(
+            detail="the shared rate-limit store is unreachable", headers=headers
+        )
+    raise TooManyRequests(detail=f"{decision.limit} limit reached", headers=headers)
 
 
 class Concurrency:

@@ -1,4 +1,4 @@
-"""``authenticate``: the presented API key becomes a principal (or the call ends with 401)."""
+"""``authenticate``: the presented API key or JWT becomes a principal (or the call ends in 401)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,36 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ombud.core.clock import Clock
 from ombud.gateway.call import Call
 from ombud.gateway.outcomes import Outcome
+from ombud.identity.oidc import TokenVerifier
 from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
 
 
 class Authenticate:
-    """Looks the key up in a short read transaction of its own, so no connection is held while
-    the rest of the call runs."""
+    """Looks the key (or a JWT's tenant) up in a short read transaction of its own, so no
+    connection is held while the rest of the call runs. JWTs are accepted when ``tokens`` is
+    set; the session connects lazily, so none is held while a token's key set is fetched."""
 
     name = "authenticate"
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], pepper: bytes, clock: Clock
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        pepper: bytes,
+        clock: Clock,
+        tokens: TokenVerifier | None = None,
     ) -> None:
         self._sessions = sessions
         self._pepper = pepper
         self._clock = clock
+        self._tokens = tokens
 
     async def __call__(self, call: Call) -> Outcome:
         token = call.credentials.token()
         async with self._sessions() as session:
-            identity = IdentityService(IdentityRepository(session), self._pepper, self._clock)
+            identity = IdentityService(
+                IdentityRepository(session), self._pepper, self._clock, tokens=self._tokens
+            )
             call.principal = await identity.authenticate(token)
         structlog.contextvars.bind_contextvars(
             tenant=call.principal.tenant_slug, principal=call.principal.id
