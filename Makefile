@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_WORKERS ?= auto
 
-.PHONY: run test lint typecheck unit install lock clean
+.PHONY: run test lint typecheck unit install lock clean eval-guards bench
 
 install: $(STAMP)
 
@@ -35,6 +35,16 @@ unit: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 test: lint typecheck unit
+
+# Guard quality on the held-out test split (recall, false positives, over-redaction).
+eval-guards: $(STAMP)
+	$(BIN)/python bench/eval_injection.py --split test
+	$(BIN)/python bench/eval_pii.py --split test
+
+# Benchmarks (need wrk: apt-get install wrk); results go in docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/python bench/predict.py
+	$(BIN)/python bench/guards.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:

@@ -188,6 +188,21 @@ class OidcSettings(BaseModel):
         return bool(self.issuer and self.jwks_url)
 
 
+class GuardSettings(BaseModel):
+    """Input and output guards (stages ``guards.input`` and ``guards.output``)."""
+
+    injection: Literal["block", "flag", "off"] = "block"
+    """What a prompt-injection score past the block threshold does (past the flag threshold the
+    call is always flagged unless this is ``off``)."""
+    injection_block_threshold: float = Field(default=0.6, ge=0, le=1)
+    injection_flag_threshold: float = Field(default=0.35, ge=0, le=1)
+    input_pii: Literal["redact", "flag", "block", "off"] = "flag"
+    output_pii: Literal["redact", "flag", "block", "off"] = "redact"
+    blocked_pii_categories: list[str] = []
+    """PII categories whose presence in an output blocks it whatever ``output_pii`` says."""
+    max_output_chars: int = Field(default=100_000, ge=1)
+
+
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -243,6 +258,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = GatewaySettings()
     oidc: OidcSettings = OidcSettings()
     network: NetworkSettings = NetworkSettings()
+    guards: GuardSettings = GuardSettings()
 
     @field_validator("env", mode="before")
     @classmethod

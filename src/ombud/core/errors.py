@@ -53,6 +53,12 @@ class BadRequest(Problem):
     title = "Malformed request"
 
 
+class GuardBlocked(Problem):
+    kind = "guard_blocked"
+    status = 400
+    title = "Blocked by a content guard"
+
+
 class Unauthenticated(Problem):
     kind = "unauthenticated"
     status = 401

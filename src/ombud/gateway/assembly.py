@@ -18,6 +18,7 @@ from ombud.gateway.stages.admission import Concurrency, RateLimit, RateLimitByIp
 from ombud.gateway.stages.authenticate import Authenticate
 from ombud.gateway.stages.authorization import AuthorizeCall
 from ombud.gateway.stages.context import DeclaredContext
+from ombud.guards.stages import InputGuard, OutputGuard
 from ombud.ratelimit import DefaultQuotas
 from ombud.serving.stages import InvokeModel, RecordPrediction, ResolveModel, ValidateFeatures
 
@@ -36,6 +37,8 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
         ),
         "concurrency": lambda c: Concurrency(c.concurrency, c.settings.gateway.max_in_flight),
         "context": lambda c: DeclaredContext(),
+        "guards.input": lambda c: InputGuard(c.settings.guards),
+        "guards.output": lambda c: OutputGuard(c.settings.guards),
         "authorize": lambda c: AuthorizeCall(c.authorizer),
         "model.resolve": lambda c: ResolveModel(
             c.sessions, c.runtime, c.clock, c.settings.serving.version_cache_ttl_s

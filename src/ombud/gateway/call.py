@@ -49,6 +49,12 @@ class Call:
     feature: str | None = None
     model_version: ModelVersion | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    input_texts: list[str] = field(default_factory=list)
+    """Free text for a model (prompts, retrieved documents); input guards read and rewrite it."""
+    output_texts: list[str] = field(default_factory=list)
+    """Free text coming back from a model; output guards read and rewrite it."""
+    canary: str | None = None
+    """A token planted in the call's system prompt; seen in an output, the prompt leaked."""
     output: dict[str, Any] = field(default_factory=dict)
     result: BaseModel | None = None
     records: list[Record] = field(default_factory=list)
