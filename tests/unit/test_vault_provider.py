@@ -169,6 +169,10 @@ async def test_a_missing_transit_key_is_created_only_when_asked(vault: FakeVault
     )
     assert await created.current_version() == 1
     assert vault.latest_version("absent") == 1
+    first_use = VaultTransitProvider(
+        vault.url, SecretStr(vault.token), key_name="fresh", allow_plain_http=True, create=True
+    )
+    assert (await first_use.wrap(b"k" * 32)).kek_version == 1
 
 
 async def test_a_wrong_token_is_denied_clearly(
@@ -325,3 +329,17 @@ def test_settings_read_the_vault_variables(monkeypatch: pytest.MonkeyPatch) -> N
         2.5,
     )
     assert "hvs.env-token" not in repr(crypto)
+
+
+async def test_proxy_and_vault_variables_do_not_apply(
+    vault: FakeVaultTransit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:9")
+    monkeypatch.setenv("VAULT_TOKEN", "hvs.from-the-environment")
+    provider = _provider(vault)
+    data_key = new_data_key()
+    assert await provider.unwrap(await provider.wrap(data_key)) == data_key

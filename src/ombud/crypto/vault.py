@@ -149,6 +149,8 @@ class VaultTransitProvider:
         return await self._refresh()
 
     async def wrap(self, data_key: bytes) -> WrappedKey:
+        if self._create and self._read_at is None:
+            await self._refresh()  # creates a missing key: encrypt alone would not (dev mode)
         encoded = base64.b64encode(data_key).decode("ascii")
         ciphertext = await self._call("encrypt", functools.partial(self._encrypt, encoded))
         match = _CIPHERTEXT.fullmatch(ciphertext)
@@ -201,6 +203,7 @@ class VaultTransitProvider:
         self._read_at = self._clock.monotonic()
 
     async def _call(self, what: str, work: Callable[[_Transit], _T]) -> _T:
+        # Not abandoned when cancelled: the thread ends within timeout_s, holding its limiter slot.
         guarded = functools.partial(self._guarded, what, work)
         return await anyio.to_thread.run_sync(guarded, limiter=self._limiter)
 
