@@ -9,13 +9,18 @@ the median and 99th percentile over many timed calls, after a warm-up.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ombud.config import GuardSettings
+from ombud.gateway.call import Call
 from ombud.guards.injection import scan
+from ombud.guards.pii import redact
+from ombud.guards.stages import InputGuard, OutputGuard
 
 KIB = 1024
 _BENIGN = (
@@ -73,7 +78,50 @@ def injection_rows(runs: int) -> list[Row]:
     return rows
 
 
-GUARDS: tuple[Callable[[int], list[Row]], ...] = (injection_rows,)
+def pii_rows(runs: int) -> list[Row]:
+    """Time ``ombud.guards.pii.redact`` on the same prompts."""
+    rows = []
+    for case, text in (("benign 1 KiB", _sized(_BENIGN)), ("attack 1 KiB", _sized(_ATTACK))):
+        median, p99 = _time(redact, text, runs)
+        rows.append(Row("pii.redact", case, len(text), median, p99))
+    return rows
+
+
+_ANSWER = (
+    "Thanks for reaching out. Your refund was approved and will arrive within five working "
+    "days. If you have questions, reply to this message."
+)
+
+
+def stage_rows(runs: int) -> list[Row]:
+    """Both guard stages with default settings, as the request path runs them: ``guards.input``
+    on a 1 KiB prompt (injection + PII) and ``guards.output`` on a short answer (PII + caps)."""
+    input_guard, output_guard = InputGuard(GuardSettings()), OutputGuard(GuardSettings())
+
+    def both(prompt: str) -> None:
+        call = Call(route="bench", request_id="r", input_texts=[prompt], output_texts=[_ANSWER])
+        asyncio.run(_run(input_guard, output_guard, call))
+
+    rows = []
+    for case, text in (("benign 1 KiB + answer", _sized(_BENIGN)),):
+        median, p99 = _time(both, text, runs)
+        rows.append(Row("guards.input + guards.output", case, len(text), median, p99))
+    # asyncio.run's own cost, to subtract: the stages' work is the difference.
+    median, p99 = _time(lambda _: asyncio.run(_noop()), "", runs)
+    rows.append(Row("(asyncio.run overhead)", "none", 0, median, p99))
+    return rows
+
+
+async def _run(input_guard: InputGuard, output_guard: OutputGuard, call: Call) -> None:
+    await input_guard(call)
+    await output_guard(call)
+
+
+async def _noop() -> None:
+    return None
+
+
+GUARDS: tuple[Callable[[int], list[Row]], ...] = (injection_rows, pii_rows, stage_rows)
 
 
 def main() -> None:
