@@ -1,0 +1,1 @@
+"""Policy as code: Rego bundles evaluated in-process."""

@@ -1,0 +1,1 @@
+"""Human review: queue, decisions, appeals, deadlines and webhooks."""
