@@ -15,6 +15,7 @@ from ombud.config import DatabaseSettings, Settings
 from ombud.container import Container
 from ombud.demo.credit_model import EXAMPLE_APPLICANT
 from ombud.predictions.repository import PredictionRepository
+from ombud.serving.stages import record_digest
 from ombud.storage.database import create_sessionmaker
 from tests.integration.helpers import PREDICT, applicant, audit_for, bearer, prediction_count
 
@@ -258,3 +259,15 @@ async def test_no_answer_is_given_when_its_records_cannot_be_written(
     assert response.json()["type"] == "urn:ombud:problem:records_unavailable"
     assert "prediction_id" not in response.json()
     await unreachable.dispose()
+
+
+async def test_the_audit_event_commits_to_the_prediction_by_digest(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    response = await client.post(PREDICT, json=applicant(), headers=bearer(api_key))
+    [event] = await audit_for(container, response.headers["X-Request-Id"])
+    async with container.sessions() as session:
+        record = await PredictionRepository(session).get(response.json()["prediction_id"])
+    assert record is not None
+    assert event.detail["record_digest"] == record_digest(record)
+    assert "4500" not in str(event.detail)  # no personal input values in the trail itself

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+
 import anyio
 import structlog
 from pydantic import ValidationError
@@ -21,6 +25,14 @@ from ombud.registry.schemas import ModelVersion
 from ombud.registry.service import RegistryService
 from ombud.serving.runtime import ModelRuntime
 from ombud.serving.schemas import PredictionRead, PredictRequest
+
+
+def record_digest(record: PredictionRecord) -> str:
+    """SHA-256 of the prediction record's canonical JSON."""
+    fields = dataclasses.asdict(record)
+    fields["created_at"] = record.created_at.isoformat()
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class ResolveModel:
@@ -160,6 +172,9 @@ class RecordPrediction:
             detail={
                 "prediction_id": prediction.id,
                 "decision": output["decision"],
+                # The audit trail commits to the prediction (inputs included) by digest only, so
+                # erasing the personal data later never breaks the trail's verification.
+                "record_digest": record_digest(prediction),
                 "findings": [f"{f.stage}:{f.kind}" for f in call.findings],
             },
         )
