@@ -206,3 +206,33 @@ async def test_the_embedded_worker_runs_jobs_inside_the_server(settings: Setting
             ) and current.status != JobStatus.SUCCEEDED:
                 await anyio.sleep(0.05)
         await empty_database(container)
+
+
+async def test_bulk_export_is_for_compliance_officers_within_their_tenant_and_audited(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    await _predict(client, api_key)
+    outsider = await _key(container, "other-bank", "analyst", "compliance_officer")
+    await _predict(client, outsider)
+    officer = await _key(container, "demo", "compliance_officer")
+    window = {"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"}
+    purpose = {"X-Ombud-Purpose": "regulatory_audit"}
+
+    refused = await client.post(
+        "/v1/predictions/export", json=window, headers={**bearer(api_key), **purpose}
+    )
+    exported = await client.post(
+        "/v1/predictions/export", json=window, headers={**bearer(officer), **purpose}
+    )
+
+    assert refused.status_code == 403
+    assert exported.status_code == 200
+    body = exported.json()
+    assert body["count"] == 1  # the other tenant's prediction is not there
+    assert body["predictions"][0]["inputs"]["credit_amount"] == 4500
+    [event] = await audit_for(container, exported.headers["X-Request-Id"])
+    assert (event.action, event.purpose, event.detail["count"]) == (
+        "prediction.export",
+        "regulatory_audit",
+        1,
+    )

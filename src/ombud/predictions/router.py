@@ -12,12 +12,14 @@ from ombud.audit.events import AuditEvent, Outcome
 from ombud.authz import Resource
 from ombud.core.errors import NotFound
 from ombud.core.ids import new_id
+from ombud.predictions.records import PredictionRecord
 from ombud.predictions.repository import PredictionRepository
-from ombud.predictions.schemas import PredictionDetail
+from ombud.predictions.schemas import PredictionDetail, PredictionExport, PredictionExportRequest
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
 
 ACTION_READ = "prediction.read"
+ACTION_EXPORT = "prediction.export"
 PredictionId = Annotated[str, Path(pattern=r"^pred_[0-9a-f]{32}$")]
 
 
@@ -56,6 +58,10 @@ async def read_prediction(
             )
         ]
     )
+    return _detail(record)
+
+
+def _detail(record: PredictionRecord) -> PredictionDetail:
     return PredictionDetail(
         prediction_id=record.id,
         request_id=record.request_id,
@@ -69,4 +75,49 @@ async def read_prediction(
         purpose=record.purpose,
         latency_ms=record.latency_ms,
         created_at=record.created_at,
+    )
+
+
+@router.post(
+    "/export", name=ACTION_EXPORT, summary="Export predictions with their inputs",
+    responses=PROBLEM_RESPONSES,
+)  # fmt: skip
+async def export_predictions(
+    body: PredictionExportRequest,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    container: ContainerDep,
+) -> PredictionExport:
+    """The caller's tenant's predictions in ``[since, until)``, inputs included.
+
+    Bulk export is decided by policy: by default only a ``compliance_officer`` with a declared
+    ``X-Ombud-Purpose`` may export. The export itself is audited with its purpose and size.
+    """
+    purpose = request.headers.get("x-ombud-purpose")
+    resource = Resource(kind="prediction", tenant_id=principal.tenant_id)
+    container.authorizer.authorize(principal, ACTION_EXPORT, resource, {"purpose": purpose})
+    records = await PredictionRepository(session).between(
+        principal.tenant_id, body.since, body.until, model=body.model, limit=body.limit + 1
+    )
+    truncated = len(records) > body.limit
+    records = records[: body.limit]
+    await container.records.write(
+        [
+            AuditEvent(
+                event_id=new_id("evt"),
+                occurred_at=container.clock.now(),
+                actor=principal.id,
+                action=ACTION_EXPORT,
+                resource=f"predictions:{body.since.isoformat()}..{body.until.isoformat()}",
+                outcome=Outcome.SUCCESS,
+                tenant_id=principal.tenant_id,
+                request_id=request.state.request_id,
+                purpose=purpose,
+                detail={"count": len(records), "truncated": truncated, "model": body.model},
+            )
+        ]
+    )
+    return PredictionExport(
+        count=len(records), truncated=truncated, predictions=[_detail(r) for r in records]
     )
