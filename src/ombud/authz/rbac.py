@@ -13,6 +13,7 @@ ADMIN = "admin"
 DEFAULT_PERMISSIONS: Mapping[str, frozenset[str]] = {
     "model.predict": frozenset({"analyst", "service", "reviewer"}),
     "prediction.read": frozenset({"analyst", "service", "reviewer", "compliance_officer"}),
+    "prediction.export": frozenset({"compliance_officer"}),
     "apikey.manage": frozenset(),
     "crypto.rotate": frozenset(),
 }
