@@ -48,6 +48,8 @@ class ServingConfig(BaseModel):
     score_meaning: str = "probability of the positive class"
     positive_decision: str = "decline"
     negative_decision: str = "approve"
+    tier: Literal["standard", "premium"] = "standard"
+    """Which tenants may call the model: policy restricts premium models to premium tenants."""
 
 
 class ModelVersion(BaseModel):
