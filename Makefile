@@ -34,7 +34,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
-test: lint typecheck unit
+test: lint typecheck unit policy-test
+
+# The default policy bundle's Rego unit tests.
+policy-test: $(STAMP)
+	$(BIN)/ombud policy test
 
 # Guard quality on the held-out test split (recall, false positives, over-redaction).
 eval-guards: $(STAMP)

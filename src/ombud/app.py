@@ -12,15 +12,19 @@ from ombud import __version__
 from ombud.api import problems
 from ombud.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from ombud.api.security_headers import SecurityHeadersMiddleware
+from ombud.audit.router import router as audit_router
 from ombud.config import Settings
 from ombud.container import Container
 from ombud.core.clock import Clock
 from ombud.gateway.assembly import build_gateway
 from ombud.health.router import router as health_router
+from ombud.jobs.catalog import default_registry
 from ombud.jobs.worker import build_worker
 from ombud.observability.middleware import ObservabilityMiddleware
 from ombud.observability.router import router as metrics_router
 from ombud.predictions.router import router as predictions_router
+from ombud.review.router import router as reviews_router
+from ombud.review.wiring import review_jobs
 from ombud.serving.router import router as models_router
 
 DESCRIPTION = """\
@@ -57,6 +61,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                     worker = build_worker(
                         sessions=container.sessions, clock=container.clock,
                         settings=settings.jobs, metrics=container.metrics,
+                        registry=default_registry(review=review_jobs(container)),
                     )  # fmt: skip
                     background.start_soon(worker.run, stop)
                 try:
@@ -74,6 +79,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(health_router)
     app.include_router(models_router)
     app.include_router(predictions_router)
+    app.include_router(audit_router)
+    app.include_router(reviews_router)
     if internal is None:
         app.include_router(metrics_router)
     app.state.internal_app = internal

@@ -203,6 +203,15 @@ class GuardSettings(BaseModel):
     max_output_chars: int = Field(default=100_000, ge=1)
 
 
+class PolicySettings(BaseModel):
+    """Policy as code (Rego bundles evaluated in-process)."""
+
+    bundle_dir: Path | None = None
+    """The bundle folder; unset: the default bundle shipped with ombud."""
+    reload_interval_s: float = Field(default=5.0, ge=0)
+    """At most this often the bundle's files are checked for changes and a new version loaded."""
+
+
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -259,6 +268,7 @@ class Settings(BaseSettings):
     oidc: OidcSettings = OidcSettings()
     network: NetworkSettings = NetworkSettings()
     guards: GuardSettings = GuardSettings()
+    policy: PolicySettings = PolicySettings()
 
     @field_validator("env", mode="before")
     @classmethod

@@ -16,8 +16,10 @@ import typer
 from ombud.cli.runtime import load_settings
 from ombud.config import Settings
 from ombud.container import Container
+from ombud.jobs.catalog import default_registry
 from ombud.jobs.worker import build_worker
 from ombud.observability.logging import configure_logging
+from ombud.review.wiring import review_jobs
 
 
 def worker() -> None:
@@ -36,6 +38,7 @@ async def _work(settings: Settings) -> None:
             clock=container.clock,
             settings=settings.jobs,
             metrics=container.metrics,
+            registry=default_registry(review=review_jobs(container)),
         )
         stop = anyio.Event()
         async with anyio.create_task_group() as group:

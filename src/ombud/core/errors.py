@@ -75,6 +75,11 @@ class Forbidden(Problem):
     title = "Not allowed"
 
 
+class PolicyDenied(Forbidden):
+    kind = "policy_denied"
+    title = "Denied by policy"
+
+
 class NotFound(Problem):
     kind = "not_found"
     status = 404
@@ -90,6 +95,12 @@ class InvalidRequest(Problem):
     kind = "validation_error"
     status = 422
     title = "Request validation failed"
+
+
+class Conflict(Problem):
+    kind = "conflict"
+    status = 409
+    title = "Conflicts with the current state"
 
 
 class RequestTimeout(Problem):

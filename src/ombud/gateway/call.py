@@ -60,6 +60,10 @@ class Call:
     records: list[Record] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     response_headers: dict[str, str] = field(default_factory=dict)
+    route_hint: str | None = None
+    """A deployment or region chosen by policy, for the routing stage."""
+    obligations: dict[str, Any] = field(default_factory=dict)
+    """Conditions policy attached to the call (e.g. ``redact_pii``, ``max_output_chars``)."""
     exit_stack: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
 
     @property

@@ -10,9 +10,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
+from ombud.audit.checkpoints import (
+    CHECKPOINT_CRON,
+    CHECKPOINT_JOB,
+    CHECKPOINT_SCHEDULE,
+    checkpoint_job,
+)
 from ombud.jobs.registry import JobContext, JobRegistry
 from ombud.jobs.repository import JobRepository
+
+if TYPE_CHECKING:
+    from ombud.review.jobs import ReviewJobs
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +58,20 @@ def retention_days(payload: Mapping[str, object]) -> int:
     return days
 
 
-def default_registry() -> JobRegistry:
-    """Every built-in job kind with its handler, and the default schedules."""
+def default_registry(*, review: ReviewJobs | None = None) -> JobRegistry:
+    """Every built-in job kind with its handler, and the default schedules.
+
+    Args:
+        review: The review domain's handlers (``review.webhook``, ``review.escalate``), which
+            need the container's services; build them with ``ombud.review.wiring.review_jobs``.
+    """
     registry = JobRegistry()
     registry.register(PRUNE, prune_jobs)
     registry.schedule(
         PRUNE_SCHEDULE, PRUNE, PRUNE_CRON, {"older_than_days": DEFAULT_RETENTION_DAYS}
     )
+    registry.register(CHECKPOINT_JOB, checkpoint_job)
+    registry.schedule(CHECKPOINT_SCHEDULE, CHECKPOINT_JOB, CHECKPOINT_CRON)
+    if review is not None:
+        review.register(registry)
     return registry

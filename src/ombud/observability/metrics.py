@@ -75,6 +75,40 @@ class Metrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self.audit_chain_length = Gauge(
+            "ombud_audit_chain_length",
+            "Seq of the last audit event this process chained or checkpointed.",
+            registry=r,
+        )
+        self.audit_checkpoint_timestamp = Gauge(
+            "ombud_audit_checkpoint_timestamp_seconds",
+            "Unix time of the last audit checkpoint this process signed (age: time() - this).",
+            registry=r,
+        )
+        # Human review. Override rate over 1h:
+        #   sum(rate(ombud_reviews_decided_total{action="override"}[1h]))
+        #     / sum(rate(ombud_reviews_decided_total[1h]))
+        self.reviews_opened = Counter(
+            "ombud_reviews_opened_total", "Reviews opened (calls sent to a human).", registry=r
+        )
+        self.reviews_decided = Counter(
+            "ombud_reviews_decided_total",
+            "Review decisions by action (approve, override).",
+            ["action"],
+            registry=r,
+        )
+        self.review_escalations = Counter(
+            "ombud_review_escalations_total", "Reviews escalated past their deadline.", registry=r
+        )
+        self.review_appeals = Counter(
+            "ombud_review_appeals_total", "Decided reviews reopened by an appeal.", registry=r
+        )
+        self.review_webhook_deliveries = Counter(
+            "ombud_review_webhook_deliveries_total",
+            "Outcome webhook attempts by outcome (delivered, failed, dropped).",
+            ["outcome"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The text exposition format, for ``/metrics``."""

@@ -38,14 +38,21 @@ class RecordWriter(Protocol):
         ...
 
 
-async def commit_records(sessions: async_sessionmaker[AsyncSession], records: list[Record]) -> None:
-    """Write ``records`` in one transaction."""
+async def commit_records(
+    sessions: async_sessionmaker[AsyncSession], records: list[Record]
+) -> int | None:
+    """Write ``records`` in one transaction, extending the audit hash chain in it.
+
+    Returns:
+        The seq of the last audit event chained, or None when there were no audit events.
+    """
     predictions = [r for r in records if isinstance(r, PredictionRecord)]
     events = [r for r in records if isinstance(r, AuditEvent)]
     async with sessions.begin() as session:
         # Predictions first: an audit event may reference the prediction it records.
         await PredictionRepository(session).add(predictions)
-        await AuditRepository(session).append(events)
+        links = await AuditRepository(session).append(events)
+    return links[-1].seq if links else None
 
 
 class GroupCommitWriter:
@@ -125,7 +132,7 @@ class GroupCommitWriter:
     async def _commit(self, batch: list[_Entry]) -> None:
         records = [record for entry_records, _ in batch for record in entry_records]
         try:
-            await commit_records(self._sessions, records)
+            last_seq = await commit_records(self._sessions, records)
         except (IntegrityError, DataError) as exc:
             self._metrics.record_commits.labels("error").inc()
             if len(batch) > 1:
@@ -142,6 +149,8 @@ class GroupCommitWriter:
             return
         self._metrics.record_commits.labels("ok").inc()
         self._metrics.record_batch_size.observe(len(records))
+        if last_seq is not None:
+            self._metrics.audit_chain_length.set(last_seq)
         _settle(batch, None)
 
     def _fail(self, batch: list[_Entry], exc: Exception) -> None:

@@ -1,25 +1,39 @@
 """The full schema: importing this module registers every domain's tables on one metadata."""
 
-from ombud.audit.tables import AuditEventRow
+from ombud.audit.tables import (
+    AuditChainHeadRow,
+    AuditCheckpointRow,
+    AuditEventRow,
+    AuditSigningKeyRow,
+)
 from ombud.crypto.tables import DataKeyRow
 from ombud.identity.tables import ApiKeyRow, PrincipalRow, TenantRow
 from ombud.jobs.tables import JobRow, JobScheduleRow
+from ombud.policy.tables import PolicyDecisionRow
 from ombud.predictions.tables import PredictionRow
 from ombud.registry.tables import ModelVersionRow, RegisteredModelRow
+from ombud.review.tables import ReviewEventRow, ReviewRow, ReviewWebhookRow
 from ombud.storage.base import Base
 
 metadata = Base.metadata
 
 __all__ = [
     "ApiKeyRow",
+    "AuditChainHeadRow",
+    "AuditCheckpointRow",
     "AuditEventRow",
+    "AuditSigningKeyRow",
     "DataKeyRow",
     "JobRow",
     "JobScheduleRow",
     "ModelVersionRow",
+    "PolicyDecisionRow",
     "PredictionRow",
     "PrincipalRow",
     "RegisteredModelRow",
+    "ReviewEventRow",
+    "ReviewRow",
+    "ReviewWebhookRow",
     "TenantRow",
     "metadata",
 ]

@@ -1,0 +1,52 @@
+# Unit tests of authz.rego (run with `ombud policy test`). Inputs are passed to `decide`.
+package ombud.authz_test
+
+import rego.v1
+
+import data.ombud.authz
+
+req(roles, action) := {
+	"principal": {"id": "p1", "roles": roles, "tenant": "t1", "tier": "standard", "kind": "user", "attributes": {}},
+	"action": action,
+	"resource": {"kind": "thing", "id": null, "tenant": null, "attributes": {}},
+	"context": {},
+}
+
+test_analyst_may_predict if authz.decide(req(["analyst"], "model.predict")).allow
+
+test_auditor_may_not_predict if not authz.decide(req(["auditor"], "model.predict")).allow
+
+test_admin_may_rotate_keys if authz.decide(req(["admin"], "crypto.rotate")).allow
+
+test_nobody_else_may_manage_keys if not authz.decide(req(["analyst", "service"], "apikey.manage")).allow
+
+test_unknown_action_is_denied if not authz.decide(req(["analyst"], "model.delete")).allow
+
+test_auditor_may_read_audit if authz.decide(req(["auditor"], "audit.read")).allow
+
+test_compliance_officer_may_read_predictions if authz.decide(req(["compliance_officer"], "prediction.read")).allow
+
+test_export_with_role_and_purpose if {
+	inp := object.union(req(["compliance_officer"], "prediction.export"), {"context": {"purpose": "regulator_request"}})
+	authz.decide(inp).allow
+}
+
+test_export_without_purpose_is_denied if {
+	result := authz.decide(req(["compliance_officer"], "audit.export"))
+	not result.allow
+	count(result.reasons) == 1
+}
+
+test_admin_alone_may_not_export if {
+	inp := object.union(req(["admin"], "prediction.export"), {"context": {"purpose": "x"}})
+	not authz.decide(inp).allow
+}
+
+test_premium_model_needs_premium_tenant if {
+	inp := object.union(req(["analyst"], "model.predict"), {"resource": {"kind": "model", "attributes": {"tier": "premium"}}})
+	not authz.decide(inp).allow
+	premium := object.union(inp, {"principal": {"id": "p1", "roles": ["analyst"], "tier": "premium"}})
+	authz.decide(premium).allow
+}
+
+test_incomplete_input_is_denied if not authz.decide({}).allow
