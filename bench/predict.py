@@ -39,6 +39,7 @@ wrk.method = "POST"
 wrk.body = [[{body}]]
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {key}"
+wrk.headers["X-Ombud-Purpose"] = "credit_scoring"
 done = function(summary, latency, requests)
   io.write(string.format(
     "RESULT requests=%d rps=%.1f p50_ms=%.3f p99_ms=%.3f errors=%d non2xx=%d\\n",

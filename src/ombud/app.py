@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                         registry=default_registry(review=review_jobs(container)),
                     )  # fmt: skip
                     background.start_soon(worker.run, stop)
+                background.start_soon(_flush_decisions, container, stop)
                 try:
                     yield
                 finally:
@@ -85,6 +86,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.include_router(metrics_router)
     app.state.internal_app = internal
     return app
+
+
+async def _flush_decisions(container: Container, stop: anyio.Event) -> None:
+    """Write buffered policy decisions (authorization decisions are buffered, not awaited)."""
+    while not stop.is_set():
+        with anyio.move_on_after(1.0):
+            await stop.wait()
+        await container.policy.flush()
 
 
 def _edge(app: FastAPI, settings: Settings) -> None:

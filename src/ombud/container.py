@@ -8,13 +8,15 @@ from functools import cached_property
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from ombud.authz import Authorizer, RoleBasedDecider
+from ombud.authz import Authorizer
 from ombud.config import Settings
 from ombud.core.clock import Clock, SystemClock
 from ombud.crypto import KeyManager, build_key_manager
 from ombud.identity.oidc import TokenVerifier, build_token_verifier
 from ombud.jobs.queue import DatabaseJobQueue
 from ombud.observability.metrics import Metrics
+from ombud.policy import PolicyEngine, RegoDecider, default_bundle_dir
+from ombud.policy.log import RecordsDecisionLog
 from ombud.ratelimit import (
     ConcurrencyLimiter,
     RateLimiter,
@@ -42,6 +44,7 @@ class Container:
     records: GroupCommitWriter
     metrics: Metrics
     authorizer: Authorizer
+    policy: PolicyEngine
     jobs: DatabaseJobQueue
     rate_limiter: RateLimiter
     concurrency: ConcurrencyLimiter
@@ -58,7 +61,14 @@ class Container:
         artifacts = LocalArtifactStore(settings.serving.artifact_dir)
         redis_url = settings.redis.url
         metrics = Metrics()
+        records = GroupCommitWriter(create_sessionmaker(records_engine), metrics)
         clock = clock or SystemClock()
+        policy = PolicyEngine(
+            settings.policy.bundle_dir or default_bundle_dir(),
+            clock=clock,
+            log=RecordsDecisionLog(records),
+            reload_interval_s=settings.policy.reload_interval_s,
+        )
         redis = (
             Redis.from_url(
                 redis_url.get_secret_value(), socket_timeout=2.0, socket_connect_timeout=2.0
@@ -75,9 +85,10 @@ class Container:
             redis=redis,
             artifacts=artifacts,
             runtime=ModelRuntime(artifacts, threads=settings.serving.inference_threads),
-            records=GroupCommitWriter(create_sessionmaker(records_engine), metrics),
+            records=records,
             metrics=metrics,
-            authorizer=Authorizer(RoleBasedDecider()),
+            authorizer=Authorizer(RegoDecider(policy)),
+            policy=policy,
             jobs=DatabaseJobQueue(sessions, clock, settings.jobs),
             rate_limiter=build_rate_limiter(settings.ratelimit, redis, clock, metrics),
             concurrency=build_concurrency_limiter(settings.ratelimit, metrics),

@@ -62,7 +62,7 @@ async def _load(base: str, key: str, server: subprocess.Popen[str]) -> dict[str,
                 response = await http.post(
                     f"{base}/v1/models/credit-risk/predict",
                     json={"features": EXAMPLE_APPLICANT},
-                    headers={"Authorization": f"Bearer {key}"},
+                    headers={"Authorization": f"Bearer {key}", "X-Ombud-Purpose": "credit_scoring"},
                 )
             except httpx.TransportError:
                 return

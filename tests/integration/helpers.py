@@ -20,7 +20,8 @@ def applicant(**changes: Any) -> dict[str, Any]:
 
 
 def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+    """Credentials, and the purpose the default policy requires for credit scoring."""
+    return {"Authorization": f"Bearer {key}", "X-Ombud-Purpose": "credit_scoring"}
 
 
 async def audit_for(container: Container, request_id: str) -> list[AuditEvent]:

@@ -121,7 +121,7 @@ async def test_export_needs_the_role_and_a_purpose(
 ) -> None:
     auditor = await client.get(EXPORT, headers={**bearer(keys["auditor"]), "X-Ombud-Purpose": "x"})
     assert auditor.status_code == 403
-    no_purpose = await client.get(EXPORT, headers=bearer(keys["compliance"]))
+    no_purpose = await client.get(EXPORT, headers={"Authorization": f"Bearer {keys['compliance']}"})
     assert no_purpose.status_code == 403
     assert "purpose" in no_purpose.json()["detail"]
     response = await client.get(

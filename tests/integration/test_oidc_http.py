@@ -90,7 +90,11 @@ async def test_jwt_user_predicts_and_reads_the_prediction_back(
 async def test_api_keys_keep_working_next_to_jwts(client: httpx.AsyncClient, api_key: str) -> None:
     response = await client.post(PREDICT, json=applicant(), headers=bearer(api_key))
     assert response.status_code == 200, response.text
-    response = await client.post(PREDICT, json=applicant(), headers={"x-api-key": api_key})
+    response = await client.post(
+        PREDICT,
+        json=applicant(),
+        headers={"x-api-key": api_key, "X-Ombud-Purpose": "credit_scoring"},
+    )
     assert response.status_code == 200, response.text
 
 

@@ -69,17 +69,28 @@ async def test_prediction_is_answered_recorded_and_audited(
     assert event.detail["prediction_id"] == body["prediction_id"]
 
 
-async def test_score_depends_on_the_inputs(client: httpx.AsyncClient, api_key: str) -> None:
+async def test_score_depends_on_the_inputs_and_adverse_decisions_go_to_review(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
     safe = applicant(checking_status="none", credit_history="critical", duration_months=6,
                      credit_amount=800, savings="ge_1000")  # fmt: skip
     risky = applicant(checking_status="lt_0", credit_history="no_credits", duration_months=60,
                       credit_amount=15000, savings="lt_100")  # fmt: skip
-    scores = []
-    for payload in (safe, risky):
-        response = await client.post(PREDICT, json=payload, headers=bearer(api_key))
-        assert response.status_code == 200
-        scores.append(response.json()["score"])
-    assert scores[0] < 0.5 < scores[1]
+    approved = await client.post(PREDICT, json=safe, headers=bearer(api_key))
+    held = await client.post(PREDICT, json=risky, headers=bearer(api_key))
+
+    assert approved.status_code == 200
+    assert approved.json()["score"] < 0.5
+    # The default policy sends adverse credit decisions to a human (202 with the review id).
+    assert held.status_code == 202
+    review_id = held.json()["review_id"]
+    assert held.headers["Location"] == f"/v1/reviews/{review_id}"
+    review = await client.get(f"/v1/reviews/{review_id}", headers=bearer(api_key))
+    assert review.status_code == 200
+    recommendation = review.json()["recommendation"]
+    assert recommendation["decision"] == "decline"
+    assert recommendation["score"] > 0.5
+    assert await prediction_count(container) == 2  # the model's recommendation is recorded
 
 
 async def test_protected_attributes_do_not_change_the_score(
@@ -95,7 +106,11 @@ async def test_protected_attributes_do_not_change_the_score(
 
 
 async def test_x_api_key_header_is_accepted(client: httpx.AsyncClient, api_key: str) -> None:
-    response = await client.post(PREDICT, json=applicant(), headers={"x-api-key": api_key})
+    response = await client.post(
+        PREDICT,
+        json=applicant(),
+        headers={"x-api-key": api_key, "X-Ombud-Purpose": "credit_scoring"},
+    )
     assert response.status_code == 200
 
 

@@ -19,7 +19,10 @@ from ombud.gateway.stages.authenticate import Authenticate
 from ombud.gateway.stages.authorization import AuthorizeCall
 from ombud.gateway.stages.context import DeclaredContext
 from ombud.guards.stages import InputGuard, OutputGuard
+from ombud.policy.stages import PolicyAfter, PolicyBefore
 from ombud.ratelimit import DefaultQuotas
+from ombud.review.call_opener import CallReviewOpener
+from ombud.review.wiring import review_opener
 from ombud.serving.stages import InvokeModel, RecordPrediction, ResolveModel, ValidateFeatures
 
 StageFactory = Callable[[Container], Stage]
@@ -38,6 +41,8 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
         "concurrency": lambda c: Concurrency(c.concurrency, c.settings.gateway.max_in_flight),
         "context": lambda c: DeclaredContext(),
         "guards.input": lambda c: InputGuard(c.settings.guards),
+        "policy.before": lambda c: PolicyBefore(c.policy, _reviews(c)),
+        "policy.after": lambda c: PolicyAfter(c.policy, _reviews(c)),
         "guards.output": lambda c: OutputGuard(c.settings.guards),
         "authorize": lambda c: AuthorizeCall(c.authorizer),
         "model.resolve": lambda c: ResolveModel(
@@ -53,7 +58,8 @@ DEFAULT_CHAINS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "model.predict": (
             "rate_limit.ip", "authenticate", "rate_limit", "concurrency", "context", "authorize",
-            "model.resolve", "model.validate", "model.invoke", "model.record",
+            "model.resolve", "policy.before", "model.validate", "model.invoke", "model.record",
+            "policy.after",
         ),
     }
 )  # fmt: skip
@@ -61,6 +67,10 @@ DEFAULT_CHAINS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 
 PRE_AUTH_STAGES = frozenset({"rate_limit.ip"})
 """Stages that need no principal and may run before ``authenticate``."""
+
+
+def _reviews(container: Container) -> CallReviewOpener:
+    return CallReviewOpener(review_opener(container))
 
 
 class ChainConfigError(ValueError):

@@ -76,3 +76,18 @@ class DatabaseDecisionLog:
             return
         async with self._sessions.begin() as session:
             await PolicyDecisionRepository(session).add_many(decisions)
+
+
+class RecordsDecisionLog:
+    """Hands decisions to the record writer, which group-commits them with the call's records."""
+
+    def __init__(self, records: DecisionWriter) -> None:
+        self._records = records
+
+    async def record(self, decisions: Sequence[PolicyDecision]) -> None:
+        if decisions:
+            await self._records.write(list(decisions))
+
+
+class DecisionWriter(Protocol):
+    async def write(self, records: Sequence[PolicyDecision]) -> None: ...

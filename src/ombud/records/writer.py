@@ -23,12 +23,14 @@ from ombud.audit.events import AuditEvent
 from ombud.audit.repository import AuditRepository
 from ombud.core.errors import RecordsUnavailable
 from ombud.observability.metrics import Metrics
+from ombud.policy.decision import PolicyDecision
+from ombud.policy.log import PolicyDecisionRepository
 from ombud.predictions.records import PredictionRecord
 from ombud.predictions.repository import PredictionRepository
 
 log = logging.getLogger(__name__)
 
-Record = AuditEvent | PredictionRecord
+Record = AuditEvent | PredictionRecord | PolicyDecision
 _Entry = tuple[list[Record], "asyncio.Future[None]"]
 
 
@@ -48,9 +50,12 @@ async def commit_records(
     """
     predictions = [r for r in records if isinstance(r, PredictionRecord)]
     events = [r for r in records if isinstance(r, AuditEvent)]
+    decisions = [r for r in records if isinstance(r, PolicyDecision)]
     async with sessions.begin() as session:
         # Predictions first: an audit event may reference the prediction it records.
         await PredictionRepository(session).add(predictions)
+        if decisions:
+            await PolicyDecisionRepository(session).add_many(decisions)
         links = await AuditRepository(session).append(events)
     return links[-1].seq if links else None
 
