@@ -31,9 +31,11 @@ from ombud.config import Settings
 from ombud.container import Container
 from ombud.demo.example import EXAMPLE_APPLICANT
 from ombud.demo.seed import seed_demo
+from ombud.gateway.assembly import DEFAULT_CHAINS
 from ombud.storage import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
+PREDICT = "/v1/models/credit-risk/predict"
 LUA = """
 wrk.method = "POST"
 wrk.body = [[{body}]]
@@ -156,8 +158,25 @@ def main() -> None:
     body = json.dumps({"features": EXAMPLE_APPLICANT})
     script = work / "post.lua"
     script.write_text(LUA.replace("{body}", body).replace("{key}", key))
+    no_policy = json.dumps({"model.predict": [s for s in DEFAULT_CHAINS["model.predict"]
+                                              if not s.startswith("policy.")]})  # fmt: skip
+    variants = [
+        ({}, (("/bench/echo", "echo"), (PREDICT, "predict"))),
+        ({"OMBUD_GATEWAY__CHAINS": no_policy}, ((PREDICT, "predict, no policy stages"),)),
+    ]
+    rows: list[Row] = []
+    for extra_env, targets in variants:
+        rows += _measure({**os.environ, **env, **extra_env}, targets, script, args)
+    rows.append(_in_process(env, min(args.duration, 5)))
+    _print(rows)
+
+
+def _measure(
+    env: dict[str, str], targets: tuple[tuple[str, str], ...], script: Path,
+    args: argparse.Namespace,
+) -> list[Row]:  # fmt: skip
     server = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "server.py")], env={**os.environ, **env},
+        [sys.executable, str(ROOT / "bench" / "server.py")], env=env,
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     rows: list[Row] = []
@@ -165,10 +184,7 @@ def main() -> None:
         assert server.stdout is not None
         port = int(server.stdout.readline().split()[1])
         base = f"http://127.0.0.1:{port}"
-        for path, target in (
-            ("/bench/echo", "echo"),
-            ("/v1/models/credit-risk/predict", "predict"),
-        ):
+        for path, target in targets:
             _wrk(base + path, script, 4, 2, server.pid)  # warm-up, discarded
             for connections in args.connections:
                 values, cpu = _wrk(base + path, script, connections, args.duration, server.pid)
@@ -181,8 +197,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    rows.append(_in_process(env, min(args.duration, 5)))
-    _print(rows)
+    return rows
 
 
 def _print(rows: list[Row]) -> None:
