@@ -15,6 +15,8 @@ from ombud.config import PolicySettings, Settings
 from ombud.container import Container
 from ombud.demo import credit_model
 from ombud.demo.seed import seed_demo
+from ombud.identity.repository import IdentityRepository
+from ombud.identity.service import IdentityService
 from ombud.identity.tables import TenantRow
 from ombud.policy import default_bundle_dir
 from ombud.policy.log import PolicyDecisionRepository
@@ -110,3 +112,21 @@ async def test_a_bad_bundle_is_refused_while_the_old_one_keeps_serving(
         assert container.policy.last_error is not None
         assert "broken.rego" in str(container.policy.last_error)
         await empty_database(container)
+
+
+async def test_bulk_export_without_a_declared_purpose_is_denied_by_policy(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    async with container.sessions.begin() as session:
+        identity = IdentityService(
+            IdentityRepository(session), container.api_key_pepper, container.clock
+        )
+        officer = (await identity.create_api_key(tenant="demo", roles=["compliance_officer"])).token
+    window = {"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"}
+    response = await client.post(
+        "/v1/predictions/export", json=window, headers={"Authorization": f"Bearer {officer}"}
+    )
+    assert response.status_code == 403
+    assert "purpose" in response.json()["detail"]
+    [event] = await audit_for(container, response.json()["request_id"])
+    assert event.outcome is Outcome.DENIED

@@ -38,8 +38,8 @@ class PolicyEngine:
     """Evaluates entrypoints of the active bundle and keeps every decision for the log.
 
     Evaluation is synchronous (≈ 0.1 ms): cheaper than a hop to a thread. Decisions wait in a
-    bounded buffer until :meth:`flush` hands them to the :class:`DecisionLog`; the stages flush
-    after each call, other callers (the authorizer) are flushed by the next flush.
+    bounded buffer until :meth:`flush` hands them to the :class:`DecisionLog`; the server
+    flushes every second (and at shutdown), so no call waits for its decisions to commit.
     """
 
     def __init__(
