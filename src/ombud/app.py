@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,8 @@ from ombud.predictions.router import router as predictions_router
 from ombud.review.router import router as reviews_router
 from ombud.review.wiring import review_jobs
 from ombud.serving.router import router as models_router
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 ombud is the governed path for every AI call: it authenticates the caller, validates the
@@ -93,7 +96,12 @@ async def _flush_decisions(container: Container, stop: anyio.Event) -> None:
     while not stop.is_set():
         with anyio.move_on_after(1.0):
             await stop.wait()
-        await container.policy.flush()
+        try:
+            await container.policy.flush()
+        except Exception:
+            # Deliberately broad: a failed write keeps the decisions buffered (flush puts them
+            # back) and must not end the server's lifespan; the next round retries.
+            log.exception("could not write policy decisions; retrying in a second")
 
 
 def _edge(app: FastAPI, settings: Settings) -> None:

@@ -287,6 +287,14 @@ class Settings(BaseSettings):
                 raise ValueError("OMBUD_SECURITY__API_KEY_PEPPER must be at least 32 characters")
         return self
 
+    @model_validator(mode="after")
+    def _https_for_keys(self) -> Self:
+        # Whoever can tamper with a plain-http key set can mint accepted tokens.
+        jwks = self.oidc.jwks_url
+        if self.env is not Environment.DEV and jwks and not jwks.lower().startswith("https://"):
+            raise ValueError("OMBUD_OIDC__JWKS_URL must be https:// outside dev mode")
+        return self
+
     @property
     def is_dev(self) -> bool:
         return self.env is Environment.DEV

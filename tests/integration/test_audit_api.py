@@ -37,7 +37,8 @@ async def keys(container: Container, api_key: str, client: httpx.AsyncClient) ->
         "compliance": await _key(container, "demo", "compliance_officer"),
         "other_auditor": await _key(container, "other", "auditor"),
         "other_analyst": await _key(container, "other", "analyst"),
-        "admin": await _key(container, "ops", "admin"),
+        "admin": await _key(container, "ops", "platform_auditor"),
+        "tenant_admin": await _key(container, "demo", "admin"),
     }
     for _ in range(3):
         response = await client.post(PREDICT, json=applicant(), headers=bearer(api_key))
@@ -78,6 +79,9 @@ async def test_a_tenant_sees_only_its_own_events(
     assert {e["event_id"] for e in mine} | {e["event_id"] for e in theirs} <= {
         e["event_id"] for e in everything
     }
+    # A tenant's own admin stays inside the tenant: only the platform role reads across.
+    tenant_admin = await _events(client, keys["tenant_admin"], limit=500)
+    assert len({e["tenant_id"] for e in tenant_admin}) == 1
 
 
 async def test_filters(client: httpx.AsyncClient, keys: dict[str, str]) -> None:

@@ -14,6 +14,8 @@ from ombud.audit.events import Outcome
 from ombud.config import DatabaseSettings, Settings
 from ombud.container import Container
 from ombud.demo.credit_model import EXAMPLE_APPLICANT
+from ombud.identity.repository import IdentityRepository
+from ombud.identity.service import IdentityService
 from ombud.predictions.repository import PredictionRepository
 from ombud.serving.stages import record_digest
 from ombud.storage.database import create_sessionmaker
@@ -85,8 +87,17 @@ async def test_score_depends_on_the_inputs_and_adverse_decisions_go_to_review(
     assert held.status_code == 202
     review_id = held.json()["review_id"]
     assert held.headers["Location"] == f"/v1/reviews/{review_id}"
-    review = await client.get(f"/v1/reviews/{review_id}", headers=bearer(api_key))
-    assert review.status_code == 200
+    # The caller sees the review's status, but not the machine's answer before a human decides.
+    polled = await client.get(f"/v1/reviews/{review_id}", headers=bearer(api_key))
+    assert polled.status_code == 200
+    assert polled.json()["status"] == "pending"
+    assert polled.json()["recommendation"] == {}
+    async with container.sessions.begin() as session:
+        identity = IdentityService(
+            IdentityRepository(session), container.api_key_pepper, container.clock
+        )
+        reviewer = (await identity.create_api_key(tenant="demo", roles=["reviewer"])).token
+    review = await client.get(f"/v1/reviews/{review_id}", headers=bearer(reviewer))
     recommendation = review.json()["recommendation"]
     assert recommendation["decision"] == "decline"
     assert recommendation["score"] > 0.5

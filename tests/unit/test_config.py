@@ -40,3 +40,17 @@ def test_production_accepts_a_real_pepper() -> None:
         env=Environment.PROD, security=SecuritySettings(api_key_pepper=SecretStr("p" * 40))
     )
     assert not settings.is_dev
+
+
+def test_production_refuses_a_plain_http_key_set() -> None:
+    from ombud.config import OidcSettings
+
+    with pytest.raises(ValidationError, match="https"):
+        Settings(
+            env=Environment.PROD,
+            security=SecuritySettings(api_key_pepper=SecretStr("p" * 40)),
+            oidc=OidcSettings(
+                issuer="https://idp.example.com", audience=["ombud"],
+                jwks_url="http://idp.example.com/jwks",
+            ),
+        )  # fmt: skip

@@ -117,3 +117,11 @@ async def test_a_stream_is_cut_at_the_size_cap() -> None:
     out = _stream(guard, ["word " * 4] * 10)
     assert len(out) == 50
     assert guard.capped
+
+
+async def test_in_block_mode_nothing_of_a_split_card_number_leaves_before_the_block() -> None:
+    guard = StreamingOutputGuard(GuardSettings(output_pii="flag", blocked_pii_categories=["CARD"]))
+    sent = guard.feed("Your card is 4111 1111 ")
+    assert "4111" not in sent
+    with pytest.raises(GuardBlocked):
+        guard.feed("1111 1111, keep it safe.")

@@ -17,11 +17,13 @@ from ombud.audit.events import AuditEvent, Outcome
 from ombud.audit.repository import AuditFilter, AuditRepository
 from ombud.audit.verify import export_lines
 from ombud.authz import Resource
-from ombud.authz.rbac import ADMIN
 from ombud.container import Container
 from ombud.core.errors import Forbidden
 from ombud.core.ids import new_id
 from ombud.identity.principal import Principal
+
+PLATFORM_AUDITOR = "platform_auditor"
+"""The operator role that may read every tenant's audit events (never granted by a tenant)."""
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -77,7 +79,8 @@ PurposeHeader = Annotated[str | None, Header(alias="X-Ombud-Purpose", max_length
 
 def _selection(principal: Principal, query: AuditQuery) -> AuditFilter:
     # The tenant comes from the principal; only an admin reads across tenants.
-    tenant = None if ADMIN in principal.roles else principal.tenant_id
+    # Only the dedicated platform role reads across tenants; a tenant's own admin does not.
+    tenant = None if PLATFORM_AUDITOR in principal.roles else principal.tenant_id
     return AuditFilter(tenant_id=tenant, **query.model_dump(exclude={"after", "limit"}))
 
 

@@ -16,7 +16,7 @@ DEFAULT_PERMISSIONS: Mapping[str, frozenset[str]] = {
     "prediction.export": frozenset({"compliance_officer"}),
     "apikey.manage": frozenset(),
     "crypto.rotate": frozenset(),
-    "audit.read": frozenset({"auditor", "compliance_officer"}),
+    "audit.read": frozenset({"auditor", "compliance_officer", "platform_auditor"}),
     "audit.export": frozenset({"compliance_officer"}),
     "review.read": frozenset({"reviewer", "compliance_officer", "analyst", "service"}),
     "review.decide": frozenset({"reviewer"}),

@@ -26,6 +26,7 @@ class StreamingOutputGuard:
         # Raw text not yet checked as a whole: the canary or a blocked item may straddle chunks.
         self._window = ""
         self._window_keep = 256
+        self._held = ""
         self._emitted = 0
         self.capped = False
 
@@ -34,14 +35,21 @@ class StreamingOutputGuard:
         if self.capped:
             return ""
         self._check(chunk)
-        safe = self._stream.feed(chunk) if self._stream is not None else chunk
+        if self._stream is not None:
+            return self._cap(self._stream.feed(chunk))
+        # Not redacting: still hold the tail back, so the first half of a card number or a
+        # canary split across chunks is never sent before the check that would block it.
+        self._held += chunk
+        release = max(0, len(self._held) - self._window_keep)
+        safe, self._held = self._held[:release], self._held[release:]
         return self._cap(safe)
 
     def finish(self) -> str:
         """What is left to send at the end of the stream."""
         if self.capped:
             return ""
-        rest = self._stream.flush() if self._stream is not None else ""
+        rest = self._stream.flush() if self._stream is not None else self._held
+        self._held = ""
         return self._cap(rest)
 
     def _check(self, chunk: str) -> None:

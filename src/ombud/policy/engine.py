@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_PENDING_LIMIT = 10_000
 
 
+log = logging.getLogger(__name__)
+
+
 class PolicyEngine:
     """Evaluates entrypoints of the active bundle and keeps every decision for the log.
 
@@ -119,17 +122,23 @@ class PolicyEngine:
         bundle = self._bundle  # one read: the whole decision uses one bundle
         started = time.perf_counter()
         error: str | None = None
+        digest = "-"  # an input that cannot even be digested (NaN, say) is denied as such
         try:
+            digest = input_digest(value)
             result = parse_result(bundle.evaluate(entrypoint, value))
         except (InvalidResult, EvaluationError) as exc:
             error = f"{entrypoint}: {exc}"
             result = deny(f"policy error (fail closed): {exc}")
+        except Exception as exc:  # noqa: BLE001 - any other failure must still be a deny
+            log.exception("policy %s failed unexpectedly; denying", entrypoint)
+            error = f"{entrypoint}: {type(exc).__name__}"
+            result = deny("policy error (fail closed)")
         latency_us = (time.perf_counter() - started) * 1e6
         decision = PolicyDecision(
             id=new_id("pdc"),
             bundle_version=bundle.version,
             entrypoint=entrypoint,
-            input_digest=input_digest(value),
+            input_digest=digest,
             result=result,
             latency_us=latency_us,
             decided_at=self._clock.now(),

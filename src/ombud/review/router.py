@@ -6,7 +6,7 @@ exist), then against the review's tenant: another tenant's review answers 404 li
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
@@ -95,7 +95,9 @@ async def list_reviews(
     filters = ReviewFilters(status=status, subject=subject, overdue=overdue)
     page = await service.list(principal.tenant_id, filters, cursor=cursor, limit=limit)
     await _audit_access(container, request, principal, READ, "review")
-    return page
+    return page.model_copy(
+        update={"items": [undecided_view(item, principal) for item in page.items]}
+    )
 
 
 @router.get("/{review_id}", name=READ, summary="Read a review", responses=PROBLEM_RESPONSES)
@@ -110,7 +112,7 @@ async def read_review(
     await _authorize(container, principal, service, READ, review_id)
     review = await service.get(principal.tenant_id, review_id)
     await _audit_access(container, request, principal, READ, f"review:{review_id}")
-    return review
+    return undecided_view(review, principal)
 
 
 @router.post(
@@ -213,3 +215,16 @@ async def delete_webhook(
     await _audit_access(container, request, principal, WEBHOOK, "review_webhook")
     await repository.delete_webhook(principal.tenant_id)
     return Response(status_code=204)
+
+
+_SEE_UNDECIDED = frozenset({"reviewer", "compliance_officer"})
+R = TypeVar("R", bound=ReviewRead)
+
+
+def undecided_view(review: R, principal: Principal) -> R:
+    """Until a human has decided, only reviewers see the model's recommendation, the inputs
+    and the recorded prediction: the caller that was answered 202 must not act on the machine's
+    answer before the human one exists."""
+    if review.status == ReviewStatus.DECIDED or principal.roles & _SEE_UNDECIDED:
+        return review
+    return review.model_copy(update={"recommendation": {}, "inputs": {}, "resource": "withheld"})

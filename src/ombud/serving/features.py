@@ -35,7 +35,8 @@ def build_validator(model_name: str, specs: list[FeatureSpec]) -> type[BaseModel
                 description=spec.description or None,
             ),
         )
-    config = ConfigDict(extra="forbid", strict=True)
+    # NaN and infinity are not feature values (and would poison policies and records).
+    config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     return create_model(f"Features[{model_name}]", __config__=config, **fields)
 
 
