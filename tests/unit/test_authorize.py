@@ -40,3 +40,8 @@ def test_another_tenants_object_looks_exactly_like_a_missing_one() -> None:
         AUTHORIZER.authorize(_principal("admin"), "prediction.read", foreign)
     assert caught.value.status == 404
     assert caught.value.kind == "not_found"
+
+
+def test_even_admin_is_refused_an_unknown_action() -> None:
+    with pytest.raises(Forbidden, match="unknown action"):
+        AUTHORIZER.authorize(_principal("admin"), "model.predcit", Resource("model"))

@@ -45,7 +45,7 @@ credit_model(inp) if inp.model.name in cfg.review.credit_models
 
 threshold(inp) := object.get(inp.output, "threshold", inp.model.threshold)
 
-review_reasons(inp) := near | adverse if {
+review_reasons(inp) := (near | adverse) | malformed if {
 	near := {sprintf("score %v is within %v of the threshold %v", [inp.output.score, cfg.review.margin, threshold(inp)]) |
 		credit_model(inp)
 		abs(inp.output.score - threshold(inp)) <= cfg.review.margin
@@ -53,5 +53,11 @@ review_reasons(inp) := near | adverse if {
 	adverse := {sprintf("adverse decision: %s", [inp.output.decision]) |
 		credit_model(inp)
 		inp.output.decision in cfg.review.adverse_decisions
+	}
+
+	# A credit answer without a numeric score cannot be judged by the rules above: a human must.
+	malformed := {"the model output has no numeric score" |
+		credit_model(inp)
+		not is_number(inp.output.score)
 	}
 }

@@ -43,3 +43,7 @@ test_clean_text_has_no_obligation if {
 test_text_with_pii_must_be_redacted if after.decide(text(["EMAIL"])).obligations.redact_pii
 
 test_text_with_card_number_is_denied if not after.decide(text(["CARD", "EMAIL"])).allow
+
+test_a_score_that_is_not_a_number_goes_to_review if after.decide(scored("0.55", "approve")).review
+
+test_a_missing_score_goes_to_review if after.decide(scored(null, "approve")).review

@@ -5,7 +5,8 @@
 #         "context": {"purpose": ...}}
 #
 # Three checks, each a set of deny reasons; the call is allowed only when all three are empty:
-#   1. roles: the action is known and the principal holds a role granted it (admin holds all);
+#   1. roles: the action is known (even to admin) and the principal holds a role granted it
+#      (admin holds all);
 #   2. bulk exports: only the compliance officer role, and only with a declared purpose
 #      (admin alone is not enough: an export moves data in bulk, so it needs that role);
 #   3. premium models: `model.predict` on a premium-tier model needs a premium-tier tenant.
@@ -31,10 +32,10 @@ deny_reasons(inp) := (role_reasons(inp) | export_reasons(inp)) | tier_reasons(in
 is_admin(inp) if cfg.admin_role in inp.principal.roles
 
 # 1. Roles.
-role_reasons(inp) := set() if {
-	is_admin(inp)
-} else := {sprintf("unknown action '%s'", [inp.action])} if {
+role_reasons(inp) := {sprintf("unknown action '%s'", [inp.action])} if {
 	not cfg.permissions[inp.action]
+} else := set() if {
+	is_admin(inp)
 } else := set() if {
 	count(held_roles(inp)) > 0
 } else := {concat("", [inp.action, " needs one of the roles: ", needed_roles(inp.action)])}

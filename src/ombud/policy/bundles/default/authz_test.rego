@@ -50,3 +50,12 @@ test_premium_model_needs_premium_tenant if {
 }
 
 test_incomplete_input_is_denied if not authz.decide({}).allow
+
+test_admin_is_refused_an_unknown_action if {
+	not authz.decide({
+		"principal": {"id": "p", "roles": ["admin"], "tenant": "t", "tier": "standard", "kind": "user", "attributes": {}},
+		"action": "model.predcit",
+		"resource": {"kind": "model", "id": "m", "tenant": null, "attributes": {}},
+		"context": {},
+	}).allow
+}
