@@ -84,3 +84,19 @@ async def test_public_addresses_pass_and_private_ones_only_when_allowed() -> Non
         resolver=_resolver({"vllm.internal": ["10.1.2.3"]}),
     )  # fmt: skip
     assert (await private.check("http://vllm.internal:8000/v1")).port == 8000
+
+
+async def test_check_returns_the_vetted_addresses_to_connect_to() -> None:
+    """The caller connects to what was checked, never to a second DNS answer (rebinding)."""
+    from ombud.review.webhooks import _pinned_connection
+
+    answers = iter([["104.18.7.192"], ["169.254.169.254"]])
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        return next(answers)
+
+    policy = OutboundPolicy(ALLOWED, resolver=rebinding)
+    destination = await policy.check("https://api.openai.com/hooks")
+    assert destination.addresses == ("104.18.7.192",)
+    connection = _pinned_connection(destination, timeout=1.0)
+    assert connection.host == "104.18.7.192"  # not whatever the name resolves to next

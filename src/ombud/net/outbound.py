@@ -11,6 +11,7 @@ unless private networks are explicitly allowed).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,9 @@ class Destination:
     host: str
     port: int
     url: str
+    addresses: tuple[str, ...] = ()
+    """The vetted addresses (set by :meth:`OutboundPolicy.check`): connect to one of these, not
+    to a fresh resolution of ``host``, so a DNS answer cannot change between check and use."""
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -79,7 +83,9 @@ class OutboundPolicy:
                 raise OutboundRefused(
                     detail=f"{destination.host!r} resolves to the internal address {address}"
                 )
-        return destination
+        return dataclasses.replace(
+            destination, addresses=tuple(raw.split("%", 1)[0] for raw in addresses)
+        )
 
     def _host_allowed(self, host: str) -> bool:
         for allowed in self._allowed:

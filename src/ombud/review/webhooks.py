@@ -13,15 +13,17 @@ import hmac
 import http.client
 import logging
 import secrets
-import urllib.error
-import urllib.request
+import socket
+import ssl
+import time
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 
 from ombud.core.clock import Clock
 from ombud.crypto.service import KeyManager
-from ombud.net.outbound import OutboundPolicy
+from ombud.net.outbound import Destination, OutboundPolicy
 from ombud.review.repository import ReviewRepository
 from ombud.review.schemas import WebhookRead
 
@@ -103,49 +105,84 @@ async def reveal_secret(keys: KeyManager, tenant_id: str, ciphertext: bytes) -> 
     return plain.decode()
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirect could lead anywhere, past the allow-list check made on the registered URL.
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
 class WebhookSender:
     """Posts one signed delivery; raises :class:`DeliveryFailed` unless the receiver says 2xx.
 
+    The host is checked against the outbound policy with DNS right before connecting, and the
+    connection goes to the address that was checked (the certificate is still verified for the
+    host name), so a DNS answer cannot change between the check and the connection. Redirects
+    are not followed. The whole exchange has one deadline, however slowly the receiver trickles.
+
     Args:
-        policy: Checked again, with DNS, right before connecting: the host's addresses may
-            have changed since registration.
-        timeout_s: For connecting and for the answer; a slow receiver fails and is retried.
+        policy: The outbound allow-list.
+        timeout_s: Deadline for connecting, sending and reading the answer.
     """
 
     def __init__(self, policy: OutboundPolicy, *, timeout_s: float = DELIVERY_TIMEOUT_S) -> None:
         self._policy = policy
         self._timeout_s = timeout_s
-        self._opener = urllib.request.build_opener(_NoRedirects())
 
     async def send(self, url: str, secret: str, body: bytes, *, event_id: str, at: datetime) -> int:
         """Deliver ``body`` to ``url``; returns the receiver's status code."""
-        await self._policy.check(url)
+        destination = await self._policy.check(url)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "ombud-webhooks",
             SIGNATURE_HEADER: sign(secret, body, int(at.timestamp())),
             EVENT_HEADER: event_id,
         }
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        with anyio.fail_after(self._timeout_s * 2):
-            return await anyio.to_thread.run_sync(self._post, request)
+        return await anyio.to_thread.run_sync(self._post, destination, body, headers)
 
-    def _post(self, request: urllib.request.Request) -> int:
+    def _post(self, destination: Destination, body: bytes, headers: dict[str, str]) -> int:
+        deadline = time.monotonic() + self._timeout_s
+        connection = _pinned_connection(destination, self._timeout_s)
         try:
-            with self._opener.open(request, timeout=self._timeout_s) as response:
-                response.read(MAX_RESPONSE_BYTES)
-                status = int(response.status)
-        except urllib.error.HTTPError as exc:  # non-2xx answers and refused redirects
-            raise DeliveryFailed(f"receiver answered HTTP {exc.code}") from None
-        # OSError covers URLError, timeouts and refused connections.
+            path = urlsplit(destination.url)
+            target = (path.path or "/") + (f"?{path.query}" if path.query else "")
+            connection.request("POST", target, body=body, headers={**headers, "Host": path.netloc})
+            response = connection.getresponse()
+            _read_until(response, deadline)
+            status = int(response.status)
         except (OSError, http.client.HTTPException) as exc:
+            # OSError covers refused connections, timeouts and TLS failures.
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            connection.close()
         if not 200 <= status < 300:
             raise DeliveryFailed(f"receiver answered HTTP {status}")
         return status
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """TLS to a vetted address, with SNI and certificate checks for the original host name."""
+
+    def __init__(self, address: str, port: int, host: str, timeout: float) -> None:
+        super().__init__(address, port, timeout=timeout, context=ssl.create_default_context())
+        self._server_name = host
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+            sock, server_hostname=self._server_name
+        )
+
+
+def _pinned_connection(destination: Destination, timeout: float) -> http.client.HTTPConnection:
+    if not destination.addresses:
+        raise DeliveryFailed("the destination was not vetted")
+    address = destination.addresses[0]
+    if destination.scheme == "https":
+        return _PinnedHTTPSConnection(address, destination.port, destination.host, timeout)
+    return http.client.HTTPConnection(address, destination.port, timeout=timeout)
+
+
+def _read_until(response: http.client.HTTPResponse, deadline: float) -> None:
+    """Read at most ``MAX_RESPONSE_BYTES`` of the answer, giving up at ``deadline``."""
+    remaining = MAX_RESPONSE_BYTES
+    while remaining > 0:
+        if time.monotonic() > deadline:
+            raise DeliveryFailed("the receiver answered too slowly")
+        chunk = response.read1(min(remaining, 8192))
+        if not chunk:
+            return
+        remaining -= len(chunk)
