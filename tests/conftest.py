@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from ombud.app import create_app
 from ombud.config import (
+    CryptoSettings,
     DatabaseSettings,
     JobsSettings,
     RateLimitSettings,
@@ -109,6 +110,8 @@ def settings(database: str, artifact_dir: Path) -> Settings:
         database=DatabaseSettings(url=SecretStr(database)),
         serving=ServingSettings(artifact_dir=artifact_dir, inference_threads=2),
         redis=RedisSettings(),
+        # A keyring per test worker: never the working directory's var/keyring.json.
+        crypto=CryptoSettings(keyring_path=artifact_dir.parent / "keyring.json"),
         # Job tests drive their own workers; the embedded one is tested on its own.
         jobs=JobsSettings(embedded_worker=False),
         # Default rates (50/s, burst 100 per key); room for the load tests' concurrent calls.

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from ombud.audit.chain import ProblemKind, verify_chain
-from ombud.audit.checkpoints import CheckpointSigner
+from ombud.audit.checkpoints import CheckpointSigner, public_keys
 from ombud.audit.events import AuditEvent, Outcome
 from ombud.audit.repository import AuditFilter, AuditRepository
 from ombud.audit.tables import AuditEventRow
@@ -128,3 +128,18 @@ async def test_the_repository_chain_matches_the_pure_verifier(container: Contain
         links = await repository.links(after_seq=0, limit=100)
         head = await repository.head()
     assert verify_chain(links, head=head) == []
+
+
+async def test_pinned_keys_decide_which_checkpoints_count(container: Container) -> None:
+    """A signing key stored beside the chain can be swapped by whoever rewrites the chain; a
+    verifier that pins the real key's fingerprint rejects checkpoints signed by any other."""
+    await _write_concurrently(container, 5)
+    await _checkpoint(container)
+    async with container.sessions() as session:
+        [key] = await public_keys(session)
+    assert (await verify_database(container.sessions, trusted={key.fingerprint})).ok
+    impostor = await verify_database(container.sessions, trusted={"0" * 64})
+    assert not impostor.ok
+    lines = await _export(container, AuditFilter())
+    assert verify_export(lines, trusted={key.fingerprint}).ok
+    assert not verify_export(lines, trusted={"0" * 64}).ok

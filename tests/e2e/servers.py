@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +18,13 @@ from pydantic import SecretStr
 from ombud.config import DatabaseSettings, ServingSettings, Settings
 from ombud.container import Container
 from ombud.demo.seed import seed_demo
+
+
+def keyring_for(database: str) -> str:
+    """One keyring per test database, outside the working directory; processes sharing a
+    database share it, as replicas of one deployment do."""
+    digest = hashlib.sha256(database.encode()).hexdigest()[:16]
+    return str(Path(tempfile.gettempdir()) / "ombud-test-keyrings" / f"{digest}.json")
 
 
 def reset_database(database: str) -> None:
@@ -53,6 +62,7 @@ def prepare_demo(database: str, artifact_dir: Path) -> str:
 def running_server(env: dict[str, str]) -> Iterator[str]:
     """``ombud serve --port 0`` with ``env``; yields its base URL, stops it afterwards."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OMBUD_")}
+    clean["OMBUD_CRYPTO__KEYRING_PATH"] = keyring_for(env.get("OMBUD_DATABASE__URL", "default"))
     process = subprocess.Popen(
         [sys.executable, "-m", "ombud", "serve", "--port", "0"], env={**clean, **env},
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,

@@ -17,7 +17,7 @@ from ombud.audit.tables import AuditEventRow
 from ombud.config import DatabaseSettings, Settings
 from ombud.container import Container
 from ombud.demo.example import EXAMPLE_APPLICANT
-from tests.e2e.servers import prepare_demo, reset_database, running_server
+from tests.e2e.servers import keyring_for, prepare_demo, reset_database, running_server
 
 CALLS_PER_SERVER = 60
 CONCURRENCY = 12
@@ -79,6 +79,7 @@ def test_two_servers_write_one_verifiable_chain(database: str, artifact_dir: Pat
             answered = asyncio.run(_predict([first, second], key))
         assert answered == 2 * CALLS_PER_SERVER
         clean = {k: v for k, v in os.environ.items() if not k.startswith("OMBUD_")}
+        clean["OMBUD_CRYPTO__KEYRING_PATH"] = keyring_for(database)
         verify = subprocess.run(
             [sys.executable, "-m", "ombud", "audit", "verify"], env={**clean, **env},
             capture_output=True, text=True, timeout=60,

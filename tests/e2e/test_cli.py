@@ -20,6 +20,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("OMBUD_")}
     environment["OMBUD_DATABASE__URL"] = f"sqlite:///{tmp_path / 'ombud.db'}"
     environment["OMBUD_SERVING__ARTIFACT_DIR"] = str(tmp_path / "artifacts")
+    environment["OMBUD_CRYPTO__KEYRING_PATH"] = str(tmp_path / "keyring.json")
     return environment
 
 

@@ -89,6 +89,7 @@ def test_every_answered_call_survives_a_sigkill(database: str, tmp_path: Path) -
         OMBUD_DATABASE__URL=database,
         OMBUD_SERVING__ARTIFACT_DIR=str(tmp_path / "artifacts"),
         OMBUD_JOBS__EMBEDDED_WORKER="false",
+        OMBUD_CRYPTO__KEYRING_PATH=str(tmp_path / "keyring.json"),
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "ombud", "serve", "--port", "0"], env=env,

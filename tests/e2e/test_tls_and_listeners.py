@@ -52,6 +52,7 @@ def _serve(tmp_path: Path, **extra: str) -> Iterator[list[str]]:
     env.update(
         OMBUD_DATABASE__URL=f"sqlite:///{tmp_path / 'ombud.db'}",
         OMBUD_JOBS__EMBEDDED_WORKER="false",
+        OMBUD_CRYPTO__KEYRING_PATH=str(tmp_path / "keyring.json"),
         **extra,
     )
     assert (

@@ -8,6 +8,7 @@ the public key can later tell whether the chain up to that seq is still the one 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -46,6 +47,11 @@ class PublicKey:
 
     def load(self) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_public_bytes(bytes.fromhex(self.public_key))
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the raw public key, hex: what a verifier pins (``--trusted-key``)."""
+        return hashlib.sha256(bytes.fromhex(self.public_key)).hexdigest()
 
 
 def _aad(key_id: str) -> bytes:

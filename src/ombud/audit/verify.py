@@ -9,7 +9,7 @@ closing ``head`` line. ``verify_export`` needs nothing but the file.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -54,8 +54,16 @@ class ExportFormatError(ValueError):
     """An export file is not one ``ombud audit export`` writes (names the line)."""
 
 
-async def verify_database(sessions: async_sessionmaker[AsyncSession]) -> VerifyReport:
-    """Recompute the whole chain from the database and check every checkpoint."""
+async def verify_database(
+    sessions: async_sessionmaker[AsyncSession], *, trusted: Collection[str] | None = None
+) -> VerifyReport:
+    """Recompute the whole chain from the database and check every checkpoint.
+
+    Args:
+        trusted: Fingerprints of the signing keys to believe. Keys stored beside the chain can
+            be replaced by whoever can rewrite it; pinned, a checkpoint signed by any other key
+            is reported as broken.
+    """
     skeleton: list[ChainLink] = []
     changed: list[ChainProblem] = []
     async with sessions() as session:
@@ -71,14 +79,16 @@ async def verify_database(sessions: async_sessionmaker[AsyncSession]) -> VerifyR
                 skeleton.append(ChainLink(link.seq, link.prev_hash, link.hash, None))
             after = page[-1].seq
         checkpoints = await repository.checkpoints()
-        keys = _loaded(await public_keys(session))
+        keys = _loaded(await public_keys(session), trusted)
     problems = changed + verify_chain(skeleton, checkpoints, keys, head=head, anchored=True)
     problems.sort(key=lambda problem: problem.seq)
     return VerifyReport(len(skeleton), len(checkpoints), head, problems)
 
 
-def _loaded(keys: Iterable[PublicKey]) -> dict[str, Ed25519PublicKey]:
-    return {key.key_id: key.load() for key in keys}
+def _loaded(
+    keys: Iterable[PublicKey], trusted: Collection[str] | None
+) -> dict[str, Ed25519PublicKey]:
+    return {key.key_id: key.load() for key in keys if trusted is None or key.fingerprint in trusted}
 
 
 async def export_lines(
@@ -138,12 +148,15 @@ class _Export:
     first_seq: int | None = None
     links: list[ChainLink] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
-    keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+    public_keys: list[PublicKey] = field(default_factory=list)
     head: Head | None = None
 
 
-def verify_export(lines: Iterable[str]) -> VerifyReport:
+def verify_export(lines: Iterable[str], *, trusted: Collection[str] | None = None) -> VerifyReport:
     """Verify an export offline: the chain it carries, its checkpoints, its head.
+
+    ``trusted`` pins the signing keys by fingerprint, as for :func:`verify_database`: the keys
+    an export carries are otherwise taken on its word.
 
     Raises:
         ExportFormatError: A line is not valid export JSON; its number is in the message.
@@ -156,8 +169,9 @@ def verify_export(lines: Iterable[str]) -> VerifyReport:
             _read_line(export, json.loads(text))
         except (ValueError, KeyError, TypeError) as exc:
             raise ExportFormatError(f"line {number}: {exc}") from None
+    keys = _loaded(export.public_keys, trusted)
     problems = verify_chain(
-        export.links, export.checkpoints, export.keys, head=export.head, anchored=False,
+        export.links, export.checkpoints, keys, head=export.head, anchored=False,
         first_seq=export.first_seq,
     )  # fmt: skip
     return VerifyReport(len(export.links), len(export.checkpoints), export.head, problems)
@@ -171,7 +185,7 @@ def _read_line(export: _Export, line: Mapping[str, object]) -> None:
         export.first_seq = _int(line["from_seq"]) or None
     elif kind == "public_key":
         key = PublicKey(str(line["key_id"]), str(line["public_key"]))
-        export.keys[key.key_id] = key.load()
+        export.public_keys.append(key)
     elif kind in ("event", "link"):
         event = line.get("event")
         export.links.append(

@@ -33,19 +33,25 @@ def verify(
         typer.Option("--export", exists=True, dir_okay=False, help="Verify this export file "
                      "offline instead of the database."),
     ] = None,
+    trusted_key: Annotated[
+        list[str] | None,
+        typer.Option("--trusted-key", help="Fingerprint of a signing key to believe "
+                     "(repeatable); checkpoints signed by any other key count as broken."),
+    ] = None,
 ) -> None:  # fmt: skip
     """Recompute the chain and check every checkpoint; exit 1 on any problem."""
+    trusted = set(trusted_key) if trusted_key else None
     if export is not None:
         try:
             with export.open(encoding="utf-8") as lines:
-                report = verify_export_lines(lines)
+                report = verify_export_lines(lines, trusted=trusted)
         except ExportFormatError as exc:
             typer.echo(f"error: {export} is not a valid export: {exc}", err=True)
             raise typer.Exit(1) from exc
     else:
 
         async def run(container: Container) -> VerifyReport:
-            return await verify_database(container.sessions)
+            return await verify_database(container.sessions, trusted=trusted)
 
         report = with_container(run)
     _print_report(report)
