@@ -28,6 +28,7 @@ async def test_worker_runs_jobs_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
     url = f"sqlite:///{tmp_path / 'ombud.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMBUD_")}
     env |= {"OMBUD_DATABASE__URL": url, "OMBUD_JOBS__POLL_INTERVAL_S": "0.1"}
+    env["OMBUD_CRYPTO__KEYRING_PATH"] = str(tmp_path / "keyring.json")
     migrated = subprocess.run(
         [*OMBUD, "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
