@@ -180,3 +180,18 @@ async def test_a_review_outcome_is_audited() -> None:
     [event] = writer.records
     assert event.outcome is AuditOutcome.PENDING_REVIEW  # type: ignore[union-attr]
     assert event.detail == {"stage": "policy", "review_id": "rev_9", "detail": "adverse"}  # type: ignore[union-attr]
+
+
+async def test_each_stage_is_timed() -> None:
+    log: list[str] = []
+    writer, metrics = MemoryWriter(), Metrics()
+    outcomes = OutcomeRecorder(writer, metrics, FrozenClock())
+    chain = Chain(
+        "test.route", [Step("a", log=log), Step("answer", log=log)],
+        outcomes=outcomes, timeout_s=5, metrics=metrics,
+    )  # fmt: skip
+    await chain.run(Call(route="test.route", request_id="r11"))
+    count = metrics.registry.get_sample_value(
+        "ombud_stage_duration_seconds_count", {"route": "test.route", "stage": "answer"}
+    )
+    assert count == 1

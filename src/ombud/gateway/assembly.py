@@ -100,7 +100,11 @@ def build_gateway(container: Container) -> Gateway:
         _check(route, names)
         stages = [STAGES[name](container) for name in names]
         chains[route] = Chain(
-            route, stages, outcomes=outcomes, timeout_s=settings.request_timeout_s
+            route,
+            stages,
+            outcomes=outcomes,
+            timeout_s=settings.request_timeout_s,
+            metrics=container.metrics,
         )
     unknown_routes = set(settings.chains) - set(DEFAULT_CHAINS)
     if unknown_routes:

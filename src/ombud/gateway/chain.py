@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from ombud.gateway.call import Call, Finding
 from ombud.gateway.outcome_records import OutcomeRecorder
 from ombud.gateway.outcomes import Deny, Flag, Outcome, SendToReview
 from ombud.gateway.stage import Stage
+from ombud.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +42,23 @@ class Chain:
     """The ordered stages of one route, run under the request time limit."""
 
     def __init__(
-        self, route: str, stages: Sequence[Stage], *, outcomes: OutcomeRecorder, timeout_s: float
+        self,
+        route: str,
+        stages: Sequence[Stage],
+        *,
+        outcomes: OutcomeRecorder,
+        timeout_s: float,
+        metrics: Metrics | None = None,
     ) -> None:
         self.route = route
         self.stages = tuple(stages)
         self._outcomes = outcomes
         self._timeout_s = timeout_s
+        self._timers = (
+            {s.name: metrics.stage_duration.labels(route, s.name) for s in self.stages}
+            if metrics is not None
+            else {}
+        )
 
     @property
     def stage_names(self) -> list[str]:
@@ -63,7 +76,11 @@ class Chain:
 
     async def _run_stages(self, call: Call) -> ChainResult:
         for stage in self.stages:
+            started = time.perf_counter()
             outcome = await self._run_stage(stage, call)
+            timer = self._timers.get(stage.name)
+            if timer is not None:
+                timer.observe(time.perf_counter() - started)
             match outcome:
                 case None:
                     continue

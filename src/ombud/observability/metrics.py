@@ -27,6 +27,13 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.stage_duration = Histogram(
+            "ombud_stage_duration_seconds",
+            "Time spent in each stage of the request path, by route and stage.",
+            ["route", "stage"],
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=r,
+        )
         self.denials = Counter(
             "ombud_denials_total",
             "Calls refused, by the stage that refused them and the reason.",
