@@ -34,7 +34,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
-test: lint typecheck unit policy-test
+test: lint typecheck policy-test unit
 
 # The default policy bundle's Rego unit tests.
 policy-test: $(STAMP)
