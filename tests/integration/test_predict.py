@@ -7,16 +7,21 @@ import asyncio
 import anyio
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ombud.app import create_app
 from ombud.audit.events import Outcome
+from ombud.audit.tables import AuditEventRow
+from ombud.audit.verify import verify_database
 from ombud.config import DatabaseSettings, Settings
 from ombud.container import Container
 from ombud.demo.credit_model import EXAMPLE_APPLICANT
 from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
 from ombud.predictions.repository import PredictionRepository
+from ombud.predictions.sealing import unseal
+from ombud.predictions.tables import PredictionRow
 from ombud.serving.stages import record_digest
 from ombud.storage.database import create_sessionmaker
 from tests.integration.helpers import PREDICT, applicant, audit_for, bearer, prediction_count
@@ -51,8 +56,12 @@ async def test_prediction_is_answered_recorded_and_audited(
     async with container.sessions() as session:
         record = await PredictionRepository(session).get(body["prediction_id"])
     assert record is not None
-    assert record.inputs["credit_amount"] == 4500
-    assert record.inputs["sex"] == "female"  # protected attribute kept for fairness work
+    assert set(record.inputs) == {"sealed", "scope"}  # encrypted at rest, under the subject's key
+    assert record.inputs["scope"] == "subject"
+    inputs = await unseal(container.keys, record.inputs, prediction_id=record.id)
+    assert inputs is not None
+    assert inputs["credit_amount"] == 4500
+    assert inputs["sex"] == "female"  # protected attribute kept for fairness work
     assert record.outputs["score"] == pytest.approx(body["score"])
     assert (record.subject, record.purpose, record.model_version) == (
         "subj-42",
@@ -297,3 +306,29 @@ async def test_the_audit_event_commits_to_the_prediction_by_digest(
     assert record is not None
     assert event.detail["record_digest"] == record_digest(record)
     assert "4500" not in str(event.detail)  # no personal input values in the trail itself
+
+
+async def test_inputs_are_unreadable_once_the_subject_is_erased_and_the_trail_still_verifies(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    headers = {**bearer(api_key), "X-Ombud-Subject": "subj-erase-me"}
+    response = await client.post(PREDICT, json=applicant(credit_amount=9876543), headers=headers)
+    assert response.status_code in (200, 202)  # a large amount may well go to review
+    async with container.sessions() as session:
+        prediction_id = await session.scalar(
+            select(PredictionRow.id).where(PredictionRow.subject == "subj-erase-me")
+        )
+    values: list[str] = []
+    async with container.sessions() as session:
+        # Predictions and the audit trail (review items keep their own copy: see docs/review.md).
+        for table in (PredictionRow.__table__, AuditEventRow.__table__):
+            for row in (await session.execute(select(table))).all():
+                values.extend(str(value) for value in row)
+    dumped = " ".join(values)
+    assert "9876543" not in dumped  # the input values are not stored in clear
+
+    assert await container.keys.destroy(scope="subject", owner="subj-erase-me")
+    read = await client.get(f"/v1/predictions/{prediction_id}", headers=bearer(api_key))
+    assert read.status_code == 200
+    assert read.json()["inputs"] is None
+    assert (await verify_database(container.sessions)).ok

@@ -50,7 +50,7 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
         ),
         "model.validate": lambda c: ValidateFeatures(c.runtime),
         "model.invoke": lambda c: InvokeModel(c.runtime, c.clock),
-        "model.record": lambda c: RecordPrediction(c.records, c.clock),
+        "model.record": lambda c: RecordPrediction(c.records, c.clock, c.keys),
     }
 )
 

@@ -10,11 +10,13 @@ from ombud.api.deps import ContainerDep, PrincipalDep, SessionDep
 from ombud.api.problems import PROBLEM_RESPONSES
 from ombud.audit.events import AuditEvent, Outcome
 from ombud.authz import Resource
+from ombud.container import Container
 from ombud.core.errors import NotFound
 from ombud.core.ids import new_id
 from ombud.predictions.records import PredictionRecord
 from ombud.predictions.repository import PredictionRepository
 from ombud.predictions.schemas import PredictionDetail, PredictionExport, PredictionExportRequest
+from ombud.predictions.sealing import unseal
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
 
@@ -58,10 +60,11 @@ async def read_prediction(
             )
         ]
     )
-    return _detail(record)
+    return await _detail(container, record)
 
 
-def _detail(record: PredictionRecord) -> PredictionDetail:
+async def _detail(container: Container, record: PredictionRecord) -> PredictionDetail:
+    inputs = await unseal(container.keys, record.inputs, prediction_id=record.id)
     return PredictionDetail(
         prediction_id=record.id,
         request_id=record.request_id,
@@ -70,7 +73,7 @@ def _detail(record: PredictionRecord) -> PredictionDetail:
         score=record.outputs["score"],
         decision=record.outputs["decision"],
         threshold=record.outputs["threshold"],
-        inputs=record.inputs,
+        inputs=inputs,
         subject=record.subject,
         purpose=record.purpose,
         latency_ms=record.latency_ms,
@@ -119,5 +122,7 @@ async def export_predictions(
         ]
     )
     return PredictionExport(
-        count=len(records), truncated=truncated, predictions=[_detail(r) for r in records]
+        count=len(records),
+        truncated=truncated,
+        predictions=[await _detail(container, r) for r in records],
     )

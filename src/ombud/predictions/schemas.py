@@ -18,7 +18,8 @@ class PredictionDetail(BaseModel):
     score: float
     decision: str
     threshold: float
-    inputs: dict[str, Any]
+    inputs: dict[str, Any] | None
+    """``null`` once the subject was erased (its key destroyed)."""
     subject: str | None
     purpose: str | None
     latency_ms: float

@@ -15,10 +15,12 @@ from ombud.audit.events import AuditEvent, Outcome
 from ombud.core.clock import Clock
 from ombud.core.errors import FieldError, InvalidRequest
 from ombud.core.ids import new_id
+from ombud.crypto.service import KeyManager
 from ombud.gateway.call import Call
 from ombud.gateway.outcome_records import call_resource
 from ombud.gateway.outcomes import Outcome as StageOutcome
 from ombud.predictions.records import PredictionRecord
+from ombud.predictions.sealing import seal
 from ombud.records.writer import RecordWriter
 from ombud.registry.repository import RegistryRepository
 from ombud.registry.schemas import ModelVersion
@@ -135,23 +137,29 @@ class RecordPrediction:
 
     name = "model.record"
 
-    def __init__(self, records: RecordWriter, clock: Clock) -> None:
+    def __init__(self, records: RecordWriter, clock: Clock, keys: KeyManager) -> None:
         self._records = records
         self._clock = clock
+        self._keys = keys
 
     async def __call__(self, call: Call) -> StageOutcome:
         principal = call.require_principal()
         version = call.require_model()
         now = self._clock.now()
         output = {k: call.output[k] for k in ("score", "decision", "threshold")}
+        prediction_id = new_id("pred")
+        sealed = await seal(
+            self._keys, call.payload, prediction_id=prediction_id,
+            tenant_id=principal.tenant_id, subject=call.subject,
+        )  # fmt: skip
         prediction = PredictionRecord(
-            id=new_id("pred"),
+            id=prediction_id,
             request_id=call.request_id,
             tenant_id=principal.tenant_id,
             principal_id=principal.id,
             model_name=version.model,
             model_version=version.version,
-            inputs=call.payload,
+            inputs=sealed,
             outputs=output,
             latency_ms=call.output["latency_ms"],
             created_at=now,
@@ -172,8 +180,8 @@ class RecordPrediction:
             detail={
                 "prediction_id": prediction.id,
                 "decision": output["decision"],
-                # The audit trail commits to the prediction (inputs included) by digest only, so
-                # erasing the personal data later never breaks the trail's verification.
+                # The audit trail commits to the prediction (its sealed inputs included) by
+                # digest only, so erasing the personal data never breaks the trail's verification.
                 "record_digest": record_digest(prediction),
                 "findings": [f"{f.stage}:{f.kind}" for f in call.findings],
             },
