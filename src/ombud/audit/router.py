@@ -10,16 +10,16 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from ombud.api.access import record_access
 from ombud.api.deps import ContainerDep, PrincipalDep
 from ombud.api.problems import PROBLEM_RESPONSES
 from ombud.audit.chain import ChainLink
-from ombud.audit.events import AuditEvent, Outcome
+from ombud.audit.events import Outcome
 from ombud.audit.repository import AuditFilter, AuditRepository
 from ombud.audit.verify import export_lines
 from ombud.authz import Resource
 from ombud.container import Container
 from ombud.core.errors import Forbidden
-from ombud.core.ids import new_id
 from ombud.identity.principal import Principal
 
 PLATFORM_AUDITOR = "platform_auditor"
@@ -78,7 +78,6 @@ PurposeHeader = Annotated[str | None, Header(alias="X-Ombud-Purpose", max_length
 
 
 def _selection(principal: Principal, query: AuditQuery) -> AuditFilter:
-    # The tenant comes from the principal; only an admin reads across tenants.
     # Only the dedicated platform role reads across tenants; a tenant's own admin does not.
     tenant = None if PLATFORM_AUDITOR in principal.roles else principal.tenant_id
     return AuditFilter(tenant_id=tenant, **query.model_dump(exclude={"after", "limit"}))
@@ -87,16 +86,9 @@ def _selection(principal: Principal, query: AuditQuery) -> AuditFilter:
 async def _audit_access(
     container: Container, request: Request, principal: Principal, action: str, purpose: str | None
 ) -> None:
-    await container.records.write(
-        [
-            AuditEvent(
-                event_id=new_id("evt"), occurred_at=container.clock.now(), actor=principal.id,
-                action=action, resource="audit", outcome=Outcome.SUCCESS,
-                tenant_id=principal.tenant_id, request_id=request.state.request_id,
-                purpose=purpose, detail={"query": str(request.url.query)},
-            )
-        ]
-    )  # fmt: skip
+    detail = {"query": str(request.url.query)}
+    await record_access(container, request, principal, action, "audit", purpose=purpose,
+                        detail=detail)  # fmt: skip
 
 
 def _read(link: ChainLink) -> AuditEventRead:

@@ -6,13 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
+from ombud.api.access import record_access
 from ombud.api.deps import ContainerDep, PrincipalDep, SessionDep
 from ombud.api.problems import PROBLEM_RESPONSES
-from ombud.audit.events import AuditEvent, Outcome
 from ombud.authz import Resource
 from ombud.container import Container
 from ombud.core.errors import NotFound
-from ombud.core.ids import new_id
 from ombud.predictions.records import PredictionRecord
 from ombud.predictions.repository import PredictionRepository
 from ombud.predictions.schemas import PredictionDetail, PredictionExport, PredictionExportRequest
@@ -44,21 +43,8 @@ async def read_prediction(
         raise NotFound(detail=f"no prediction {prediction_id!r}")
     resource = Resource(kind="prediction", id=prediction_id, tenant_id=record.tenant_id)
     container.authorizer.authorize(principal, ACTION_READ, resource)
-    await container.records.write(
-        [
-            AuditEvent(
-                event_id=new_id("evt"),
-                occurred_at=container.clock.now(),
-                actor=principal.id,
-                action=ACTION_READ,
-                resource=str(resource),
-                outcome=Outcome.SUCCESS,
-                tenant_id=principal.tenant_id,
-                request_id=request.state.request_id,
-                subject=record.subject,
-                detail={},
-            )
-        ]
+    await record_access(
+        container, request, principal, ACTION_READ, str(resource), subject=record.subject
     )
     return await _detail(container, record)
 
@@ -105,22 +91,11 @@ async def export_predictions(
     )
     truncated = len(records) > body.limit
     records = records[: body.limit]
-    await container.records.write(
-        [
-            AuditEvent(
-                event_id=new_id("evt"),
-                occurred_at=container.clock.now(),
-                actor=principal.id,
-                action=ACTION_EXPORT,
-                resource=f"predictions:{body.since.isoformat()}..{body.until.isoformat()}",
-                outcome=Outcome.SUCCESS,
-                tenant_id=principal.tenant_id,
-                request_id=request.state.request_id,
-                purpose=purpose,
-                detail={"count": len(records), "truncated": truncated, "model": body.model},
-            )
-        ]
-    )
+    await record_access(
+        container, request, principal, ACTION_EXPORT,
+        f"predictions:{body.since.isoformat()}..{body.until.isoformat()}", purpose=purpose,
+        detail={"count": len(records), "truncated": truncated, "model": body.model},
+    )  # fmt: skip
     return PredictionExport(
         count=len(records),
         truncated=truncated,

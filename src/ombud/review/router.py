@@ -10,13 +10,12 @@ from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from ombud.api.access import record_access
 from ombud.api.deps import ContainerDep, PrincipalDep, SessionDep
 from ombud.api.problems import PROBLEM_RESPONSES
-from ombud.audit.events import AuditEvent, Outcome
 from ombud.authz import Resource
 from ombud.container import Container
 from ombud.core.errors import NotFound
-from ombud.core.ids import new_id
 from ombud.identity.principal import Principal
 from ombud.net.outbound import OutboundPolicy
 from ombud.review.repository import ReviewRepository
@@ -70,12 +69,7 @@ async def _authorize(
 async def _audit_access(
     container: Container, request: Request, principal: Principal, action: str, resource: str
 ) -> None:
-    event = AuditEvent(
-        event_id=new_id("evt"), occurred_at=container.clock.now(), actor=principal.id,
-        action=action, resource=resource, outcome=Outcome.SUCCESS,
-        tenant_id=principal.tenant_id, request_id=request.state.request_id,
-    )  # fmt: skip
-    await container.records.write([event])
+    await record_access(container, request, principal, action, resource)
 
 
 @router.get("", name=READ, summary="List reviews", responses=PROBLEM_RESPONSES)
