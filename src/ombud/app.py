@@ -21,6 +21,8 @@ from ombud.gateway.assembly import build_gateway
 from ombud.health.router import router as health_router
 from ombud.jobs.catalog import default_registry
 from ombud.jobs.worker import build_worker
+from ombud.llm.routes import router as llm_router
+from ombud.llm.usage.router import router as usage_router
 from ombud.observability.middleware import ObservabilityMiddleware
 from ombud.observability.router import router as metrics_router
 from ombud.predictions.router import router as predictions_router
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(predictions_router)
     app.include_router(audit_router)
     app.include_router(reviews_router)
+    app.include_router(llm_router)
+    app.include_router(usage_router)
     if internal is None:
         app.include_router(metrics_router)
     app.state.internal_app = internal

@@ -203,6 +203,29 @@ class GuardSettings(BaseModel):
     max_output_chars: int = Field(default=100_000, ge=1)
 
 
+class LlmSettings(BaseModel):
+    """The LLM gateway: catalog, upstream client, cache, budgets and token limits."""
+
+    catalog_file: Path | None = None
+    """Providers, deployments, aliases and routing (YAML or JSON); unset: built-in local models."""
+    pool_size: int = Field(default=256, ge=1)
+    """Connections the one shared upstream client keeps (all providers together)."""
+    pool_size_per_host: int = Field(default=0, ge=0)
+    """Per upstream host; 0: no per-host cap beyond ``pool_size``."""
+    cache_enabled: bool = True
+    cache_ttl_s: float = Field(default=300.0, gt=0)
+    cache_max_entries: int = Field(default=2048, ge=0)
+    """In-process LRU size (0 turns the first tier off)."""
+    cache_max_entry_bytes: int = Field(default=256 * 1024, ge=1024)
+    cache_redis: bool = True
+    """Use Redis as the second tier when ``OMBUD_REDIS__URL`` is set."""
+    tpm_per_key: int | None = Field(default=None, ge=1)
+    """Tokens per minute per API key (estimated before the call); unset: no token limit."""
+    tpm_per_tenant: int | None = Field(default=None, ge=1)
+    default_max_output_tokens: int = Field(default=1024, ge=1)
+    """Output tokens reserved against budgets and TPM when a request sets no ``max_tokens``."""
+
+
 class PolicySettings(BaseModel):
     """Policy as code (Rego bundles evaluated in-process)."""
 
@@ -269,6 +292,7 @@ class Settings(BaseSettings):
     network: NetworkSettings = NetworkSettings()
     guards: GuardSettings = GuardSettings()
     policy: PolicySettings = PolicySettings()
+    llm: LlmSettings = LlmSettings()
 
     @field_validator("env", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -29,6 +30,9 @@ from ombud.records.writer import GroupCommitWriter
 from ombud.serving.artifacts import ArtifactStore, LocalArtifactStore
 from ombud.serving.runtime import ModelRuntime
 from ombud.storage.database import create_engine, create_sessionmaker
+
+if TYPE_CHECKING:
+    from ombud.llm.services import LlmServices
 
 
 @dataclass
@@ -102,6 +106,16 @@ class Container:
         return build_key_manager(self.settings, self.sessions, self.clock)
 
     @cached_property
+    def llm(self) -> LlmServices:
+        """The LLM gateway's catalog, router, upstream client, cache and budgets."""
+        from ombud.llm.services import LlmServices
+
+        return LlmServices(
+            self.settings, sessions=self.sessions, keys=self.keys, redis=self.redis,
+            clock=self.clock, metrics=self.metrics,
+        )  # fmt: skip
+
+    @cached_property
     def trusted_proxies(self) -> tuple[IPNetwork, ...]:
         return parse_trusted_proxies(self.settings.ratelimit.trusted_proxies)
 
@@ -110,6 +124,8 @@ class Container:
         return self.settings.security.api_key_pepper.get_secret_value().encode()
 
     async def aclose(self) -> None:
+        if "llm" in self.__dict__:
+            await self.llm.aclose()
         await self.records.aclose()
         if self.redis is not None:
             await self.redis.aclose()

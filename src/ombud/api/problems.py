@@ -7,6 +7,7 @@ before the response leaves, so denials are as visible as successes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -103,7 +104,17 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return await respond(request, Problem(detail="unexpected error; see the server log"))
 
 
-async def respond(request: Request, problem: Problem, *, audit: bool = True) -> JSONResponse:
+ProblemRenderer = Callable[[Problem, "str | None", str], dict[str, Any]]
+"""Renders a problem as another protocol's error body: (problem, request id, path) → body."""
+
+
+async def respond(
+    request: Request,
+    problem: Problem,
+    *,
+    audit: bool = True,
+    render: ProblemRenderer | None = None,
+) -> JSONResponse:
     """Audit ``problem`` (when it happened on a route) and render it as problem+json.
 
     ``audit=False`` is for answers about ombud itself, such as readiness probes, which must not
@@ -118,6 +129,15 @@ async def respond(request: Request, problem: Problem, *, audit: bool = True) -> 
             log.exception("could not audit a %d answer; answering 503", problem.status)
             if problem.status < 500:
                 problem = RecordsUnavailable(detail="the refusal could not be audited")
+    headers = dict(problem.headers)
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    if render is not None:
+        return JSONResponse(
+            render(problem, request_id, request.url.path),
+            status_code=problem.status,
+            headers=headers,
+        )
     body: dict[str, Any] = {
         "type": problem.type_uri,
         "title": problem.title,
@@ -128,9 +148,6 @@ async def respond(request: Request, problem: Problem, *, audit: bool = True) -> 
     }
     if problem.errors:
         body["errors"] = [e.as_dict() for e in problem.errors]
-    headers = dict(problem.headers)
-    if request_id:
-        headers["X-Request-Id"] = request_id
     return JSONResponse(
         body, status_code=problem.status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
     )

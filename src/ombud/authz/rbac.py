@@ -12,6 +12,9 @@ ADMIN = "admin"
 # Action → roles allowed to perform it. ``admin`` may do everything.
 DEFAULT_PERMISSIONS: Mapping[str, frozenset[str]] = {
     "model.predict": frozenset({"analyst", "service", "reviewer"}),
+    "llm.chat": frozenset({"analyst", "service", "reviewer"}),
+    "llm.messages": frozenset({"analyst", "service", "reviewer"}),
+    "llm.embeddings": frozenset({"analyst", "service", "reviewer"}),
     "prediction.read": frozenset({"analyst", "service", "reviewer", "compliance_officer"}),
     "prediction.export": frozenset({"compliance_officer"}),
     "apikey.manage": frozenset(),
@@ -22,6 +25,8 @@ DEFAULT_PERMISSIONS: Mapping[str, frozenset[str]] = {
     "review.decide": frozenset({"reviewer"}),
     "review.appeal": frozenset({"analyst", "service"}),
     "review.webhook": frozenset(),
+    "usage.read": frozenset({"analyst", "compliance_officer", "service"}),
+    "budget.manage": frozenset(),
 }
 
 

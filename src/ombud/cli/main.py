@@ -18,6 +18,7 @@ from ombud.cli.apikeys import app as apikeys_app
 from ombud.cli.audit import app as audit_app
 from ombud.cli.crypto import app as crypto_app
 from ombud.cli.policy import app as policy_app
+from ombud.cli.providers import app as providers_app
 from ombud.cli.runtime import load_settings, with_container
 from ombud.cli.worker import worker
 from ombud.config import Settings
@@ -34,6 +35,7 @@ app.command("worker")(worker)
 app.add_typer(crypto_app, name="crypto")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
+app.add_typer(providers_app, name="providers")
 
 HostOption = Annotated[str | None, typer.Option(help="Interface to listen on.")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (0: any free port).")]

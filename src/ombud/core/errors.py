@@ -133,6 +133,14 @@ class TooManyRequests(Problem):
     title = "Too many requests"
 
 
+class UpstreamFailed(Problem):
+    """Every attempt at the model's providers failed (after retries and fallbacks)."""
+
+    kind = "upstream_error"
+    status = 502
+    title = "Upstream provider failed"
+
+
 class GatewayTimeout(Problem):
     kind = "timeout"
     status = 504

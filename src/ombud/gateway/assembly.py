@@ -19,6 +19,7 @@ from ombud.gateway.stages.authenticate import Authenticate
 from ombud.gateway.stages.authorization import AuthorizeCall
 from ombud.gateway.stages.context import DeclaredContext
 from ombud.guards.stages import InputGuard, OutputGuard
+from ombud.llm import stages as llm_stages
 from ombud.policy.stages import PolicyAfter, PolicyBefore
 from ombud.ratelimit import DefaultQuotas
 from ombud.review.call_opener import CallReviewOpener
@@ -51,8 +52,21 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
         "model.validate": lambda c: ValidateFeatures(c.runtime),
         "model.invoke": lambda c: InvokeModel(c.runtime, c.clock),
         "model.record": lambda c: RecordPrediction(c.records, c.clock, c.keys),
+        "llm.parse": lambda c: llm_stages.ParseRequest(c.settings.llm),
+        "rate_limit.tokens": lambda c: llm_stages.TokenRateLimit(c.rate_limiter, c.settings.llm),
+        "llm.route": lambda c: llm_stages.RouteCall(c.llm),
+        "llm.budget": lambda c: llm_stages.HoldBudget(c.llm, c.metrics),
+        "llm.cache": lambda c: llm_stages.LookUpCache(c.llm),
+        "llm.invoke": lambda c: llm_stages.InvokeUpstream(c.llm, c.clock),
+        "llm.record": lambda c: llm_stages.RecordUsage(c.llm, c.records, c.clock, c.metrics),
     }
 )
+
+_LLM_CHAT = (
+    "rate_limit.ip", "authenticate", "llm.parse", "rate_limit", "concurrency", "context",
+    "authorize", "rate_limit.tokens", "guards.input", "policy.before", "llm.route", "llm.budget",
+    "llm.cache", "llm.invoke", "guards.output", "policy.after", "llm.record",
+)  # fmt: skip
 
 DEFAULT_CHAINS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -60,6 +74,13 @@ DEFAULT_CHAINS: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "rate_limit.ip", "authenticate", "rate_limit", "concurrency", "context", "authorize",
             "model.resolve", "policy.before", "model.validate", "model.invoke", "model.record",
             "policy.after",
+        ),
+        "llm.chat": _LLM_CHAT,
+        "llm.messages": _LLM_CHAT,
+        "llm.embeddings": (
+            "rate_limit.ip", "authenticate", "llm.parse", "rate_limit", "concurrency", "context",
+            "authorize", "rate_limit.tokens", "guards.input", "policy.before", "llm.route",
+            "llm.budget", "llm.cache", "llm.invoke", "llm.record",
         ),
     }
 )  # fmt: skip

@@ -14,6 +14,7 @@ from ombud.identity.principal import Principal
 from ombud.registry.schemas import ModelVersion
 
 if TYPE_CHECKING:
+    from ombud.llm.state import LlmState
     from ombud.records.writer import Record
 
 
@@ -64,6 +65,8 @@ class Call:
     """A deployment or region chosen by policy, for the routing stage."""
     obligations: dict[str, Any] = field(default_factory=dict)
     """Conditions policy attached to the call (e.g. ``redact_pii``, ``max_output_chars``)."""
+    llm: LlmState | None = None
+    """The LLM routes' own state (parsed request, plan, budget hold, cache entry, answer)."""
     exit_stack: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
 
     @property

@@ -117,6 +117,83 @@ class Metrics:
             registry=r,
         )
 
+        # LLM gateway.
+        self.llm_requests = Counter(
+            "ombud_llm_requests_total",
+            "LLM calls answered, by route, alias, deployment that answered and outcome "
+            "(ok, cached, error).",
+            ["route", "alias", "deployment", "outcome"],
+            registry=r,
+        )
+        self.llm_upstream_attempts = Counter(
+            "ombud_llm_upstream_attempts_total",
+            "Attempts at a deployment by result (ok, status, timeout, connection, protocol, "
+            "breaker_open).",
+            ["deployment", "result"],
+            registry=r,
+        )
+        self.llm_upstream_duration = Histogram(
+            "ombud_llm_upstream_duration_seconds",
+            "Time to the upstream's answer (to the first event for streams), by deployment.",
+            ["deployment"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.llm_retries = Counter(
+            "ombud_llm_retries_total",
+            "Attempts after the first one of a call, by the deployment retried on.",
+            ["deployment"],
+            registry=r,
+        )
+        self.llm_retry_budget_exhausted = Counter(
+            "ombud_llm_retry_budget_exhausted_total",
+            "Retries refused because the retry budget was spent.",
+            registry=r,
+        )
+        self.llm_fallbacks = Counter(
+            "ombud_llm_fallbacks_total",
+            "Calls answered by a fallback instead of the alias's own deployments, by alias.",
+            ["alias"],
+            registry=r,
+        )
+        self.llm_breaker_state = Gauge(
+            "ombud_llm_breaker_state",
+            "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open.",
+            ["deployment"],
+            registry=r,
+        )
+        self.llm_breaker_transitions = Counter(
+            "ombud_llm_breaker_transitions_total",
+            "Circuit breaker state changes by deployment and new state.",
+            ["deployment", "state"],
+            registry=r,
+        )
+        self.llm_tokens = Counter(
+            "ombud_llm_tokens_total",
+            "Tokens by deployment, direction (input, output) and source (reported, estimated).",
+            ["deployment", "direction", "source"],
+            registry=r,
+        )
+        self.llm_cost = Counter(
+            "ombud_llm_cost_usd_total",
+            "Cost in US dollars by deployment.",
+            ["deployment"],
+            registry=r,
+        )
+        self.llm_budget_events = Counter(
+            "ombud_llm_budget_events_total",
+            "Budget checks that refused a call (hard) or passed a soft limit (soft), by scope.",
+            ["scope", "limit"],
+            registry=r,
+        )
+        self.llm_cache = Counter(
+            "ombud_llm_cache_total",
+            "Response cache lookups and stores by tier (memory, redis) and result (hit, miss, "
+            "store, bypass, error).",
+            ["tier", "result"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         """The text exposition format, for ``/metrics``."""
         return generate_latest(self.registry)

@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ombud.audit.events import AuditEvent
 from ombud.audit.repository import AuditRepository
 from ombud.core.errors import RecordsUnavailable
+from ombud.llm.usage.records import UsageRecord
+from ombud.llm.usage.repository import UsageRepository
 from ombud.observability.metrics import Metrics
 from ombud.policy.decision import PolicyDecision
 from ombud.policy.log import PolicyDecisionRepository
@@ -30,7 +32,7 @@ from ombud.predictions.repository import PredictionRepository
 
 log = logging.getLogger(__name__)
 
-Record = AuditEvent | PredictionRecord | PolicyDecision
+Record = AuditEvent | PredictionRecord | PolicyDecision | UsageRecord
 _Entry = tuple[list[Record], "asyncio.Future[None]"]
 
 
@@ -51,11 +53,14 @@ async def commit_records(
     predictions = [r for r in records if isinstance(r, PredictionRecord)]
     events = [r for r in records if isinstance(r, AuditEvent)]
     decisions = [r for r in records if isinstance(r, PolicyDecision)]
+    usage = [r for r in records if isinstance(r, UsageRecord)]
     async with sessions.begin() as session:
         # Predictions first: an audit event may reference the prediction it records.
         await PredictionRepository(session).add(predictions)
         if decisions:
             await PolicyDecisionRepository(session).add_many(decisions)
+        if usage:
+            await UsageRepository(session).add(usage)
         links = await AuditRepository(session).append(events)
     return links[-1].seq if links else None
 

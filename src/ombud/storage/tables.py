@@ -9,6 +9,8 @@ from ombud.audit.tables import (
 from ombud.crypto.tables import DataKeyRow
 from ombud.identity.tables import ApiKeyRow, PrincipalRow, TenantRow
 from ombud.jobs.tables import JobRow, JobScheduleRow
+from ombud.llm.credentials import ProviderCredentialRow
+from ombud.llm.usage.tables import LlmBudgetRow, LlmUsageRow
 from ombud.policy.tables import PolicyDecisionRow
 from ombud.predictions.tables import PredictionRow
 from ombud.registry.tables import ModelVersionRow, RegisteredModelRow
@@ -26,10 +28,13 @@ __all__ = [
     "DataKeyRow",
     "JobRow",
     "JobScheduleRow",
+    "LlmBudgetRow",
+    "LlmUsageRow",
     "ModelVersionRow",
     "PolicyDecisionRow",
     "PredictionRow",
     "PrincipalRow",
+    "ProviderCredentialRow",
     "RegisteredModelRow",
     "ReviewEventRow",
     "ReviewRow",
