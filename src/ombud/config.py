@@ -43,6 +43,9 @@ class RedisSettings(BaseModel):
 class SecuritySettings(BaseModel):
     api_key_pepper: SecretStr = SecretStr(DEMO_API_KEY_PEPPER)
     """Server-side secret mixed into API-key digests (HMAC-SHA256), so a stolen table is useless."""
+    api_key_cache_ttl_s: float = Field(default=0.0, ge=0, le=300)
+    """Reuse a verified API key's principal for this long (0: look every key up). Revocations
+    made in the same process apply at once; others within this many seconds."""
 
 
 class ServingSettings(BaseModel):
@@ -233,6 +236,9 @@ class PolicySettings(BaseModel):
     """The bundle folder; unset: the default bundle shipped with ombud."""
     reload_interval_s: float = Field(default=5.0, ge=0)
     """At most this often the bundle's files are checked for changes and a new version loaded."""
+    decision_cache_size: int = Field(default=4096, ge=0)
+    """Decisions remembered per (bundle version, entrypoint, input digest); 0 turns it off.
+    Bundles calling clock, random or network built-ins are never cached."""
 
 
 class ServerSettings(BaseModel):

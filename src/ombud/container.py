@@ -13,6 +13,7 @@ from ombud.authz import Authorizer
 from ombud.config import Settings
 from ombud.core.clock import Clock, SystemClock
 from ombud.crypto import KeyManager, build_key_manager
+from ombud.identity.key_cache import ApiKeyCache
 from ombud.identity.oidc import TokenVerifier, build_token_verifier
 from ombud.jobs.queue import DatabaseJobQueue
 from ombud.observability.metrics import Metrics
@@ -72,6 +73,7 @@ class Container:
             clock=clock,
             log=RecordsDecisionLog(records),
             reload_interval_s=settings.policy.reload_interval_s,
+            decision_cache_size=settings.policy.decision_cache_size,
         )
         redis = (
             Redis.from_url(
@@ -114,6 +116,10 @@ class Container:
             self.settings, sessions=self.sessions, keys=self.keys, redis=self.redis,
             clock=self.clock, metrics=self.metrics,
         )  # fmt: skip
+
+    @cached_property
+    def api_key_cache(self) -> ApiKeyCache:
+        return ApiKeyCache(self.clock, ttl_s=self.settings.security.api_key_cache_ttl_s)
 
     @cached_property
     def trusted_proxies(self) -> tuple[IPNetwork, ...]:

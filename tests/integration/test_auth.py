@@ -7,12 +7,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ombud.app import create_app
 from ombud.audit.events import ANONYMOUS, Outcome
+from ombud.config import Settings
 from ombud.container import Container
+from ombud.demo.seed import seed_demo
 from ombud.identity import keys
 from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
 from ombud.storage.tables import metadata
+from tests.conftest import empty_database
 from tests.integration.helpers import PREDICT, applicant, audit_for, bearer, prediction_count
 
 pytestmark = pytest.mark.anyio
@@ -109,3 +113,29 @@ async def test_tenant_comes_from_the_key_not_from_headers(
         tenant = await IdentityRepository(session).tenant_by_slug("demo")
     assert tenant is not None
     assert event.tenant_id == tenant.id
+
+
+async def test_with_the_key_cache_a_revocation_here_still_applies_at_once(
+    settings: Settings,
+) -> None:
+    """``OMBUD_SECURITY__API_KEY_CACHE_TTL_S`` > 0: cached keys, yet revoking in this process
+    takes effect on the next call."""
+    cached = settings.model_copy(
+        update={"security": settings.security.model_copy(update={"api_key_cache_ttl_s": 60.0})}
+    )
+    app = create_app(cached)
+    async with app.router.lifespan_context(app):
+        container: Container = app.state.container
+        try:
+            key = (await seed_demo(container)).api_key
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                for _ in range(2):
+                    ok = await client.post(PREDICT, json=applicant(), headers=bearer(key))
+                    assert ok.status_code == 200
+                async with container.sessions.begin() as session:
+                    await _identity(container, session).revoke_api_key(keys.prefix_of(key) or "")
+                refused = await client.post(PREDICT, json=applicant(), headers=bearer(key))
+                assert refused.status_code == 401
+        finally:
+            await empty_database(container)

@@ -473,3 +473,27 @@ async def test_cache_hits_skip_the_upstream_and_can_be_refused(gw: Gateway) -> N
     async with gw.container.sessions() as session:
         total = await session.scalar(select(func.count()).select_from(LlmUsageRow))
     assert total == 3
+
+
+# --- policy on LLM outputs -------------------------------------------------------------------
+
+
+async def test_the_default_policy_keeps_personal_data_out_of_llm_answers(
+    settings: Settings, catalog_path: Path, upstreams: tuple[FakeUpstream, FakeUpstream]
+) -> None:
+    """With the output guard off, the default after-policy still acts: personal data in an answer
+    is redacted (obligation ``redact_pii``), a blocked category (cards) is refused (403)."""
+    guards_off = GuardSettings(output_pii="off")
+    async for gw in _gateway(llm_settings(settings, catalog_path, guards=guards_off), upstreams):
+        client = gw.openai()
+        answer = await client.chat.completions.create(
+            model="local-echo", messages=_ask("write to jane.doe@example.com")
+        )
+        text = answer.choices[0].message.content or ""
+        assert text.startswith("write to ")
+        assert "jane.doe@example.com" not in text
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            await client.chat.completions.create(
+                model="local-echo", messages=_ask("my card is 4111 1111 1111 1111")
+            )
+        assert "CARD" in refused.value.message

@@ -9,7 +9,7 @@ import pytest
 
 from ombud.core.clock import FrozenClock
 from ombud.policy import JsonValue
-from ombud.policy.bundle import load_bundle
+from ombud.policy.bundle import CompiledBundle, load_bundle
 from ombud.policy.decision import canonical_json
 from ombud.policy.engine import PolicyEngine
 from ombud.policy.errors import BundleError
@@ -136,3 +136,53 @@ async def test_decisions_go_back_to_the_buffer_when_the_log_fails(tmp_path: Path
     with pytest.raises(RuntimeError):
         await engine.flush()
     assert engine.pending == 1
+
+
+@pytest.fixture
+def evaluations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every call into a compiled bundle's evaluator, by entrypoint."""
+    calls: list[str] = []
+    original = CompiledBundle.evaluate
+
+    def counted(self: CompiledBundle, entrypoint: str, value: JsonValue) -> JsonValue:
+        calls.append(entrypoint)
+        return original(self, entrypoint, value)
+
+    monkeypatch.setattr(CompiledBundle, "evaluate", counted)
+    return calls
+
+
+def test_an_identical_input_reuses_the_decision_but_is_still_logged(
+    tmp_path: Path, evaluations: list[str]
+) -> None:
+    engine = PolicyEngine(_bundle(tmp_path, _policy()), clock=FrozenClock())
+    evaluations.clear()
+    first = engine.evaluate("data.ombud.t.decision", {"ok": True})
+    second = engine.evaluate("data.ombud.t.decision", {"ok": True})
+    other = engine.evaluate("data.ombud.t.decision", {"ok": False})
+    assert (first.result, second.result) == (first.result, first.result)
+    assert first.result.allow
+    assert not other.result.allow
+    assert len(evaluations) == 2
+    assert first.id != second.id
+    assert engine.pending == 3
+
+
+def test_bundles_using_clock_or_randomness_are_never_cached(
+    tmp_path: Path, evaluations: list[str]
+) -> None:
+    source = _policy() + "\nstamp := time.now_ns()\n"
+    engine = PolicyEngine(_bundle(tmp_path, source), clock=FrozenClock())
+    assert not engine.bundle.source.deterministic
+    evaluations.clear()
+    engine.evaluate("data.ombud.t.decision", {"ok": True})
+    engine.evaluate("data.ombud.t.decision", {"ok": True})
+    assert len(evaluations) == 2
+
+
+def test_the_decision_cache_can_be_turned_off(tmp_path: Path, evaluations: list[str]) -> None:
+    engine = PolicyEngine(_bundle(tmp_path, _policy()), clock=FrozenClock(), decision_cache_size=0)
+    evaluations.clear()
+    engine.evaluate("data.ombud.t.decision", {"ok": True})
+    engine.evaluate("data.ombud.t.decision", {"ok": True})
+    assert len(evaluations) == 2

@@ -21,8 +21,11 @@ from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
 from ombud.ratelimit import client_ip
 
+# The dependencies below are ``async`` although they never await: FastAPI runs a plain ``def``
+# dependency in a worker thread, a hop that costs more than the function itself.
 
-def get_container(request: Request) -> Container:
+
+async def get_container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
@@ -30,7 +33,7 @@ def get_container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
@@ -38,7 +41,7 @@ def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-def get_client_ip(request: Request, container: ContainerDep) -> str | None:
+async def get_client_ip(request: Request, container: ContainerDep) -> str | None:
     """The client's address; forwarding headers count only from configured trusted proxies."""
     address = client_ip(
         request.client.host if request.client else None,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +21,20 @@ from ombud.audit.tables import (
 )
 
 HEAD_ID = 1
+
+_HEAD = cast(Table, AuditChainHeadRow.__table__)
+_LOCK_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == HEAD_ID)
+    .values(last_seq=_HEAD.c.last_seq)
+    .returning(_HEAD.c.last_seq, _HEAD.c.last_hash)
+)
+_MOVE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == HEAD_ID)
+    .values(last_seq=bindparam("seq"), last_hash=bindparam("hash"), updated_at=bindparam("at"))
+)
+_INSERT_EVENTS = insert(cast(Table, AuditEventRow.__table__))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,37 +84,27 @@ class AuditRepository:
             return []
         head = await self._lock_head()
         links = extend(head.hash, head.seq, events)
+        # Core statements on the tables, built once: no ORM bookkeeping on the hot path.
         await self._session.execute(
-            insert(AuditEventRow),
+            _INSERT_EVENTS,
             [_row(link.seq, event, link) for link, event in zip(links, events, strict=True)],
         )
         await self._session.execute(
-            update(AuditChainHeadRow)
-            .where(AuditChainHeadRow.id == HEAD_ID)
-            .values(last_seq=links[-1].seq, last_hash=links[-1].hash,
-                    updated_at=events[-1].occurred_at)
-        )  # fmt: skip
+            _MOVE_HEAD,
+            {"seq": links[-1].seq, "hash": links[-1].hash, "at": events[-1].occurred_at},
+        )
         return links
 
     async def _lock_head(self) -> Head:
-        is_sqlite = self._session.get_bind().dialect.name == "sqlite"
-        if is_sqlite:
-            # A write first: SQLite then holds its write lock before the head is read, so a
-            # writer in another process cannot read the same head (FOR UPDATE is a no-op there).
-            await self._touch_head()
-        head = await self._select_head(lock=True)
-        if head is None:
+        # One statement takes the head row's write lock and reads it: an UPDATE locks the row
+        # on PostgreSQL (like FOR UPDATE) and takes SQLite's write lock before the read, so a
+        # writer in another process cannot read the same head. RETURNING needs SQLite ≥ 3.35.
+        row = (await self._session.execute(_LOCK_HEAD)).first()
+        if row is None:
             await self._create_head()
-            head = await self._select_head(lock=True)
-        assert head is not None  # created just above, in this transaction or a concurrent one
-        return head
-
-    async def _touch_head(self) -> None:
-        await self._session.execute(
-            update(AuditChainHeadRow)
-            .where(AuditChainHeadRow.id == HEAD_ID)
-            .values(last_seq=AuditChainHeadRow.last_seq)
-        )
+            row = (await self._session.execute(_LOCK_HEAD)).first()
+        assert row is not None  # created just above, in this transaction or a concurrent one
+        return Head(seq=row.last_seq, hash=row.last_hash)
 
     async def _select_head(self, *, lock: bool) -> Head | None:
         query = select(AuditChainHeadRow.last_seq, AuditChainHeadRow.last_hash).where(

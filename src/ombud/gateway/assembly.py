@@ -31,7 +31,7 @@ StageFactory = Callable[[Container], Stage]
 STAGES: Mapping[str, StageFactory] = MappingProxyType(
     {
         "authenticate": lambda c: Authenticate(
-            c.sessions, c.api_key_pepper, c.clock, c.token_verifier
+            c.sessions, c.api_key_pepper, c.clock, c.token_verifier, c.api_key_cache
         ),
         "rate_limit.ip": lambda c: RateLimitByIp(
             c.rate_limiter, DefaultQuotas.from_settings(c.settings.ratelimit)

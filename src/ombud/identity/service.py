@@ -13,6 +13,7 @@ from ombud.core.clock import Clock
 from ombud.core.errors import InvalidRequest, NotFound, Unauthenticated
 from ombud.core.ids import new_id
 from ombud.identity import keys
+from ombud.identity.key_cache import note_revocation
 from ombud.identity.oidc import TokenVerifier, looks_like_jwt
 from ombud.identity.principal import Principal, PrincipalKind
 from ombud.identity.repository import IdentityRepository, KeyRecord
@@ -107,6 +108,7 @@ class IdentityService:
         """Revoke a key by prefix or id; it stops working on the next request."""
         if not await self._repo.revoke(prefix_or_id, self._clock.now()):
             raise NotFound(detail=f"no live API key {prefix_or_id!r}")
+        note_revocation()
 
     async def authenticate(self, token: str) -> Principal:
         """Resolve a presented API key or JWT to its principal, or raise :class:`Unauthenticated`.

@@ -53,6 +53,9 @@ def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
         return ()
 
 
+_IMPURE = re.compile(r"\b(time\.now_ns|rand\.|uuid\.|http\.send|net\.lookup|opa\.runtime)")
+
+
 @dataclass(frozen=True, slots=True)
 class BundleSource:
     """A bundle's files as read from disk, before compiling.
@@ -70,6 +73,13 @@ class BundleSource:
     tests: tuple[tuple[str, str], ...]
     data: str | None
     version: str
+
+    @property
+    def deterministic(self) -> bool:
+        """Whether a decision depends on input and data alone: no clock, randomness or I/O
+        built-ins (``time.now_ns``, ``rand.intn``, ``uuid.rfc4122``, ``http.send``, ...), so a
+        decision may be reused for an identical input."""
+        return not any(_IMPURE.search(source) for _, source in self.modules)
 
     def entrypoints(self) -> list[str]:
         """``data.<package>.decision`` for every policy package that defines ``decision``."""

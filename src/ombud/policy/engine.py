@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from pathlib import Path
 
 from ombud.core.clock import Clock, SystemClock
@@ -53,6 +53,7 @@ class PolicyEngine:
         log: DecisionLog | None = None,
         reload_interval_s: float = 5.0,
         pending_limit: int = DEFAULT_PENDING_LIMIT,
+        decision_cache_size: int = 4096,
     ) -> None:
         """Load the bundle in ``directory``.
 
@@ -68,6 +69,12 @@ class PolicyEngine:
         self._next_check = self._clock.monotonic() + reload_interval_s
         self._reload_lock = threading.Lock()
         self._pending: deque[PolicyDecision] = deque(maxlen=pending_limit)
+        # Results by (bundle version, entrypoint, input digest): a deterministic bundle answers
+        # an identical input identically, so repeated inputs skip the evaluator. Every decision
+        # is still logged, cached or not.
+        self._memo: OrderedDict[tuple[str, str, str], PolicyResult] = OrderedDict()
+        self._memo_size = decision_cache_size
+        self._pure: dict[str, bool] = {}
         self.dropped = 0
         """Decisions pushed out of a full buffer before they were flushed."""
         self.last_error: BundleError | None = None
@@ -125,7 +132,13 @@ class PolicyEngine:
         digest = "-"  # an input that cannot even be digested (NaN, say) is denied as such
         try:
             digest = input_digest(value)
-            result = parse_result(bundle.evaluate(entrypoint, value))
+            key = (bundle.version, entrypoint, digest)
+            cached = self._memo.get(key)
+            if cached is not None:
+                result = cached
+            else:
+                result = parse_result(bundle.evaluate(entrypoint, value))
+                self._remember(bundle, key, result)
         except (InvalidResult, EvaluationError) as exc:
             error = f"{entrypoint}: {exc}"
             result = deny(f"policy error (fail closed): {exc}")
@@ -146,6 +159,20 @@ class PolicyEngine:
         )
         self._keep(decision)
         return decision
+
+    def _remember(
+        self, bundle: CompiledBundle, key: tuple[str, str, str], result: PolicyResult
+    ) -> None:
+        if self._memo_size <= 0:
+            return
+        pure = self._pure.get(bundle.version)
+        if pure is None:
+            pure = self._pure[bundle.version] = bundle.source.deterministic
+        if not pure:
+            return
+        self._memo[key] = result
+        if len(self._memo) > self._memo_size:
+            self._memo.popitem(last=False)
 
     def decide(self, entrypoint: str, value: JsonValue) -> PolicyResult:
         """:meth:`evaluate`, returning the result only."""

@@ -8,7 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ombud.core.clock import Clock
 from ombud.gateway.call import Call
 from ombud.gateway.outcomes import Outcome
-from ombud.identity.oidc import TokenVerifier
+from ombud.identity.key_cache import ApiKeyCache
+from ombud.identity.oidc import TokenVerifier, looks_like_jwt
 from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
 
@@ -26,7 +27,9 @@ class Authenticate:
         pepper: bytes,
         clock: Clock,
         tokens: TokenVerifier | None = None,
+        cache: ApiKeyCache | None = None,
     ) -> None:
+        self._cache = cache if cache is not None and cache.enabled else None
         self._sessions = sessions
         self._pepper = pepper
         self._clock = clock
@@ -34,11 +37,17 @@ class Authenticate:
 
     async def __call__(self, call: Call) -> Outcome:
         token = call.credentials.token()
-        async with self._sessions() as session:
-            identity = IdentityService(
-                IdentityRepository(session), self._pepper, self._clock, tokens=self._tokens
-            )
-            call.principal = await identity.authenticate(token)
+        cached = self._cache.get(token) if self._cache is not None else None
+        if cached is not None:
+            call.principal = cached
+        else:
+            async with self._sessions() as session:
+                identity = IdentityService(
+                    IdentityRepository(session), self._pepper, self._clock, tokens=self._tokens
+                )
+                call.principal = await identity.authenticate(token)
+            if self._cache is not None and not looks_like_jwt(token):
+                self._cache.put(token, call.principal)
         structlog.contextvars.bind_contextvars(
             tenant=call.principal.tenant_slug, principal=call.principal.id
         )

@@ -6,9 +6,20 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, Integer, String, and_, case, delete, func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
@@ -120,9 +131,7 @@ class UsageRepository:
 
     async def add(self, records: Sequence[UsageRecord]) -> None:
         if records:
-            await self._session.execute(
-                insert(LlmUsageRow), [dataclasses.asdict(r) for r in records]
-            )
+            await self._session.execute(_INSERT, [_row(r) for r in records])
 
     async def spent(
         self,
@@ -215,3 +224,12 @@ class BudgetRepository:
         """The tenant an API key belongs to (None: no such key)."""
         stmt = select(ApiKeyRow.tenant_id).where(ApiKeyRow.id == key_id)
         return (await self._session.scalars(stmt)).one_or_none()
+
+
+_INSERT = insert(cast(Table, LlmUsageRow.__table__))
+_FIELDS = tuple(f.name for f in dataclasses.fields(UsageRecord))
+
+
+def _row(record: UsageRecord) -> dict[str, object]:
+    """The record as column values (a flat dataclass: no ``asdict`` deep copy)."""
+    return {name: getattr(record, name) for name in _FIELDS}
