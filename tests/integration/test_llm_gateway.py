@@ -15,6 +15,7 @@ import openai
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
+from starlette.requests import ClientDisconnect
 
 from ombud.app import create_app
 from ombud.config import GuardSettings, LlmSettings, NetworkSettings, Settings
@@ -292,9 +293,9 @@ async def test_anthropic_sdk_errors(gw: Gateway) -> None:
 
 @pytest.mark.parametrize(
     "fault",
-    [Fault.status(503), Fault.status(429), Fault.reset(), Fault.hang(), Fault.malformed(),
-     Fault.error_page(502)],
-    ids=["503", "429", "reset", "timeout", "malformed", "html-502"],
+    [Fault.status(503), Fault.status(429), Fault.reset(), Fault.hang(), Fault.latency(1.5),
+     Fault.malformed(), Fault.error_page(502)],
+    ids=["503", "429", "reset", "timeout", "latency", "malformed", "html-502"],
 )  # fmt: skip
 async def test_upstream_faults_fall_back_without_a_client_error(gw: Gateway, fault: Fault) -> None:
     gw.primary.inject(fault, times=10)
@@ -497,3 +498,59 @@ async def test_the_default_policy_keeps_personal_data_out_of_llm_answers(
                 model="local-echo", messages=_ask("my card is 4111 1111 1111 1111")
             )
         assert "CARD" in refused.value.message
+
+
+async def test_an_answer_refused_after_the_provider_answered_is_still_charged(
+    settings: Settings, catalog_path: Path, upstreams: tuple[FakeUpstream, FakeUpstream]
+) -> None:
+    """The provider was paid for the answer the policy then refused: one usage row, charged."""
+    guards_off = GuardSettings(output_pii="off")
+    async for gw in _gateway(llm_settings(settings, catalog_path, guards=guards_off), upstreams):
+        with pytest.raises(openai.PermissionDeniedError):
+            await gw.openai().chat.completions.create(
+                model="chat", messages=_ask("card 4111 1111 1111 1111")
+            )
+        [row] = await gw.usage_rows()
+        assert row.status == "refused"
+        assert row.deployment == "gpt-primary"
+        assert row.cost_micro_usd > 0
+
+
+async def test_a_stream_the_client_never_reads_is_recorded_and_released(gw: Gateway) -> None:
+    """The client is gone before the body starts (the server cannot even send the status
+    line), so the body never takes its first step: the call is still recorded and its
+    concurrency slot given back."""
+    body = json.dumps({"model": "chat", "messages": _ask("never read"), "stream": True}).encode()
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 200:
+            raise OSError("connection reset by peer")
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
+        "method": "POST", "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000),
+        "server": ("ombud.test", 80),
+        "headers": [(b"authorization", f"Bearer {gw.key}".encode()),
+                    (b"content-type", b"application/json"), (b"host", b"ombud.test")],
+    }  # fmt: skip
+    with pytest.raises(ClientDisconnect):
+        await gw.app(scope, receive, send)
+    [row] = await gw.usage_rows()
+    assert row.status == "cancelled"
+    in_flight = gw.container.metrics.registry.get_sample_value(
+        "ombud_concurrency_in_flight", {"cap": "per-key"}
+    )
+    assert in_flight == 0.0
+
+
+async def test_a_missing_provider_credential_is_a_503_in_the_protocol_shape(gw: Gateway) -> None:
+    await gw.container.llm.credentials.remove("primary-key")
+    with pytest.raises(openai.APIStatusError) as failed:
+        await gw.openai().chat.completions.create(model="solo", messages=_ask("x"))
+    assert failed.value.status_code == 503
+    assert UPSTREAM_KEY not in str(failed.value.body)

@@ -57,7 +57,9 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
         "llm.route": lambda c: llm_stages.RouteCall(c.llm),
         "llm.budget": lambda c: llm_stages.HoldBudget(c.llm, c.metrics),
         "llm.cache": lambda c: llm_stages.LookUpCache(c.llm),
-        "llm.invoke": lambda c: llm_stages.InvokeUpstream(c.llm, c.clock),
+        "llm.invoke": lambda c: llm_stages.InvokeUpstream(
+            c.llm, c.clock, llm_stages.RecordUsage(c.llm, c.records, c.clock, c.metrics)
+        ),
         "llm.record": lambda c: llm_stages.RecordUsage(c.llm, c.records, c.clock, c.metrics),
     }
 )

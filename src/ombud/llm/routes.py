@@ -7,6 +7,7 @@ protocol's own shapes, errors included, so stock SDKs work unchanged: an ombud r
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
@@ -15,9 +16,11 @@ import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
+from starlette.types import Receive, Scope, Send
 
 from ombud.api.deps import ClientIpDep, ContainerDep, GatewayDep
 from ombud.api.problems import ProblemRenderer, respond
+from ombud.config import GuardSettings
 from ombud.core.errors import GuardBlocked, Problem
 from ombud.gateway.call import Call
 from ombud.gateway.chain import PendingReview
@@ -32,6 +35,8 @@ from ombud.llm.stages import RecordUsage, state
 from ombud.llm.state import LlmState
 from ombud.llm.types import ChatResult, EmbeddingResult, StreamEnd, TextDelta, UpstreamError, Usage
 from ombud.registry.tables import RegisteredModelRow
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["llm"])
 
@@ -166,14 +171,25 @@ async def _run(
         result = await chain.run(call)
     except Problem as problem:
         return await respond(request, problem, render=render)
+    except Exception:
+        # A bug, not a refusal: still answered in the client's protocol (500), and logged.
+        log.exception("%s failed unexpectedly", route)
+        return await respond(request, Problem(detail="unexpected error; see the server log"),
+                             render=render)  # fmt: skip
     if isinstance(result, PendingReview):
         pending = answer(call, result, response)
         assert pending is not None
         return pending
     llm = state(call)
     if llm.streaming:
-        recorder = _recorder(chain)
-        return _stream(call, llm, container, recorder)
+        try:
+            relay = _StreamRelay(call, llm, container, _recorder(chain))
+        except BaseException:
+            if llm.deferred is not None:
+                with anyio.CancelScope(shield=True):
+                    await llm.deferred.aclose()
+            raise
+        return _RelayedStream(relay, call.response_headers)
     return JSONResponse(_render(call, llm), headers=call.response_headers)
 
 
@@ -236,10 +252,23 @@ class _Encoder:
         self.error: Callable[[int, str], bytes] = self._impl.error
 
 
-def _stream(call: Call, llm: LlmState, container: Any, recorder: RecordUsage) -> StreamingResponse:
-    relay = _StreamRelay(call, llm, container, recorder)
-    headers = {**call.response_headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(relay.body(), media_type="text/event-stream", headers=headers)
+class _RelayedStream(StreamingResponse):
+    """A streamed answer whose relay is closed however the response ends — even when it never
+    starts (the client left while the call waited for the first token, and the server cancels
+    the body before its first step), so the call is always recorded and its slot and budget
+    hold are always given back."""
+
+    def __init__(self, relay: _StreamRelay, headers: dict[str, str]) -> None:
+        extra = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        super().__init__(relay.body(), media_type="text/event-stream", headers={**headers, **extra})
+        self._relay = relay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._relay.close()
 
 
 class _StreamRelay:
@@ -249,11 +278,13 @@ class _StreamRelay:
     def __init__(self, call: Call, llm: LlmState, container: Any, recorder: RecordUsage) -> None:
         self._call = call
         self._llm = llm
-        self._guard = StreamingOutputGuard(container.settings.guards, canary=call.canary)
+        self._guard = StreamingOutputGuard(_guard_settings(container, call), canary=call.canary)
         self._encoder = _Encoder(call, llm)
         self._router = container.llm.router
         self._recorder = recorder
         self._raw: list[str] = []
+        self._sent: list[str] = []
+        self._closed = False
         self._usage: Usage | None = None
         self._finish: Any = None
         self._status = "cancelled"
@@ -277,45 +308,66 @@ class _StreamRelay:
             yield encoder.error(502, f"the provider's stream failed: {failed.message}")
         finally:
             with anyio.CancelScope(shield=True):
-                await self._close()
+                await self.close()
 
     async def _relay(self) -> AsyncIterator[bytes]:
-        async for event in _events(self._llm):
+        async for event in _events(self._call, self._llm):
             if isinstance(event, TextDelta):
                 self._raw.append(event.text)
                 safe = self._guard.feed(event.text)
                 if safe:
+                    self._sent.append(safe)
                     yield self._encoder.delta(safe)
             else:
                 self._usage, self._finish = event.usage, event.finish_reason
         tail = self._guard.finish()
         if tail:
+            self._sent.append(tail)
             yield self._encoder.delta(tail)
         if self._finish is None:
             raise UpstreamError("protocol", "the stream ended without its end event")
         if self._guard.capped:
             self._finish = "length"
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
+        """Record the call and give back what it holds; once, whichever way the stream ended."""
+        if self._closed:
+            return
+        self._closed = True
         llm = self._llm
-        if self._status == "ok" and llm.attempted is not None:
-            self._router.report_stream_success(llm.attempted.deployment.id)
-        # A cached answer was recorded by the chain; it is only replayed here.
-        if llm.cached is None:
-            raw = "".join(self._raw)
-            await self._recorder.finish(
-                self._call, status="ok" if self._status == "ok" else "error",
-                output_text=raw, usage=self._usage, finish_reason=self._finish, raw_text=raw,
-            )  # fmt: skip
-        if llm.deferred is not None:
-            await llm.deferred.aclose()
+        try:
+            if self._status == "ok" and llm.attempted is not None:
+                self._router.report_stream_success(llm.attempted.deployment.id)
+            # A cached answer was recorded by the chain; it is only replayed here.
+            if llm.cached is None and not llm.recorded:
+                await self._recorder.finish(
+                    self._call, status=self._status, output_text="".join(self._sent),
+                    usage=self._usage, finish_reason=self._finish, raw_text="".join(self._raw),
+                )  # fmt: skip
+        finally:
+            if llm.deferred is not None:
+                await llm.deferred.aclose()
 
 
-async def _events(llm: LlmState) -> AsyncIterator[Any]:
+def _guard_settings(container: Any, call: Call) -> GuardSettings:
+    """The output guard's settings, tightened by what policy obliged (``redact_pii``,
+    ``max_output_chars``): a streamed answer keeps the same obligations as a whole one."""
+    settings: GuardSettings = container.settings.guards
+    updates: dict[str, object] = {}
+    if call.obligations.get("redact_pii") is True and settings.output_pii in ("off", "flag"):
+        updates["output_pii"] = "redact"
+    limit = call.obligations.get("max_output_chars")
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        updates["max_output_chars"] = max(1, min(settings.max_output_chars, limit))
+    return settings.model_copy(update=updates) if updates else settings
+
+
+async def _events(call: Call, llm: LlmState) -> AsyncIterator[Any]:
     if llm.cached is not None and isinstance(llm.answer, ChatResult):
-        # A cached answer replays as a stream.
-        for word in _chunks(llm.answer.text):
-            yield TextDelta(word)
+        # A cached answer replays as a stream: the text the guards and policy left of it.
+        text = call.output_texts[0] if call.output_texts else llm.answer.text
+        for piece in _chunks(text):
+            yield TextDelta(piece)
         yield StreamEnd(llm.answer.finish_reason, llm.answer.usage, llm.answer.model)
         return
     for event in llm.first:

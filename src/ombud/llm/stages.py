@@ -11,6 +11,7 @@ guard and records the call when the stream ends.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -27,14 +28,17 @@ from ombud.core.errors import (
     Forbidden,
     GatewayTimeout,
     ModelNotFound,
+    ServiceUnavailable,
     TooManyRequests,
     UpstreamFailed,
 )
 from ombud.core.ids import new_id
+from ombud.crypto.errors import CryptoError
 from ombud.gateway.call import Call
 from ombud.gateway.outcomes import Outcome as StageOutcome
 from ombud.llm.cache import CachedAnswer, cache_key
 from ombud.llm.catalog import DeploymentConfig
+from ombud.llm.credentials import CredentialNotFound
 from ombud.llm.protocols import ProtocolError
 from ombud.llm.protocols import anthropic as anthropic_protocol
 from ombud.llm.protocols import openai as openai_protocol
@@ -63,6 +67,8 @@ from ombud.llm.usage.records import (
 from ombud.observability.metrics import Metrics
 from ombud.ratelimit import DenialReason, Quota, RateLimiter, rate_limit_headers
 from ombud.records.writer import RecordWriter
+
+log = logging.getLogger(__name__)
 
 CACHE_HEADER = "X-Ombud-Cache"
 BUDGET_HEADER = "X-Ombud-Budget"
@@ -112,7 +118,10 @@ class ParseRequest:
                 llm.alias = chat.model
                 call.input_texts = chat.texts()
                 llm.input_tokens = estimate_request_tokens(chat)
-                llm.max_output_tokens = chat.max_tokens or self._default_max_output
+                if chat.max_tokens is None:
+                    # The output the budget and token limits reserve is the output allowed.
+                    chat.max_tokens = self._default_max_output
+                llm.max_output_tokens = chat.max_tokens
         except ProtocolError as exc:
             detail = f"{exc.param}: {exc.message}" if exc.param else exc.message
             raise BadRequest(detail=detail) from None
@@ -342,9 +351,10 @@ class InvokeUpstream:
 
     name = "llm.invoke"
 
-    def __init__(self, services: LlmServices, clock: Clock) -> None:
+    def __init__(self, services: LlmServices, clock: Clock, recorder: RecordUsage) -> None:
         self._services = services
         self._clock = clock
+        self._recorder = recorder
 
     async def __call__(self, call: Call) -> StageOutcome:
         llm = state(call)
@@ -366,7 +376,20 @@ class InvokeUpstream:
             raise _problem(failed.last, len(failed.attempts)) from None
         except UpstreamError as refused:
             raise _problem(refused, 1) from None
+        except (CredentialNotFound, CryptoError) as missing:
+            log.error("llm.invoke: provider credential unavailable: %s", type(missing).__name__)
+            raise ServiceUnavailable(detail="the provider's credential is unavailable") from None
         call.response_headers[DEPLOYMENT_HEADER] = deployment
+        # The provider has answered, so the call costs money: if a later stage refuses it (an
+        # output guard, policy.after, the time limit), it is still charged and recorded.
+        recorder = self._recorder
+
+        async def charge_if_refused() -> None:
+            if not llm.recorded:
+                text = call.output_texts[0] if call.output_texts else None
+                await recorder.finish(call, status="refused", output_text=text)
+
+        call.exit_stack.push_async_callback(charge_if_refused)
         return None
 
     async def _embed(self, llm: LlmState, plan: Plan, request: EmbeddingRequest) -> str:
@@ -483,6 +506,7 @@ class RecordUsage:
     ) -> UsageRecord:
         """Charge, record and cache one finished call (shielded from cancellation)."""
         llm = state(call)
+        llm.recorded = True
         with anyio.CancelScope(shield=True):
             record = await self._finish(
                 call, llm, status, output_text, usage, finish_reason, raw_text
@@ -554,7 +578,7 @@ class RecordUsage:
             actor=principal.id,
             action=call.route,
             resource=f"llm:{llm.alias}",
-            outcome=Outcome.SUCCESS if status == "ok" else Outcome.ERROR,
+            outcome=_OUTCOMES.get(status, Outcome.ERROR),
             tenant_id=principal.tenant_id,
             request_id=call.request_id,
             purpose=call.purpose,
@@ -609,6 +633,9 @@ class RecordUsage:
         else:
             return
         await cache.put(llm.cache_key, entry)
+
+
+_OUTCOMES = {"ok": Outcome.SUCCESS, "refused": Outcome.DENIED, "blocked": Outcome.DENIED}
 
 
 def _deployment(llm: LlmState) -> DeploymentConfig | None:

@@ -46,6 +46,8 @@ class LlmState:
     """Events already read from the upstream (the first one) while routing."""
     started: float = 0.0
     soft_limits: list[str] = field(default_factory=list)
+    recorded: bool = False
+    """The usage record is written (or being written): nothing may charge the call again."""
     deferred: AsyncExitStack | None = None
     """A streamed call's clean-ups, closed by the route when the stream ends."""
 

@@ -10,6 +10,7 @@ Target options: ``max_tokens_param`` (default ``max_tokens``; newer OpenAI model
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from datetime import datetime
@@ -145,9 +146,10 @@ class OpenAIProvider:
         for position, item in enumerate(items):
             vector = item.get("embedding") if isinstance(item, dict) else None
             if not isinstance(vector, list) or not all(
-                isinstance(x, int | float) and not isinstance(x, bool) for x in vector
+                isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+                for x in vector
             ):
-                raise protocol_error(target, "an embedding is not a list of numbers")
+                raise protocol_error(target, "an embedding is not a list of finite numbers")
             index = int_field(item, "index") if isinstance(item, dict) else None
             vectors.append((position if index is None else index, [float(x) for x in vector]))
         vectors.sort(key=lambda pair: pair[0])

@@ -18,7 +18,7 @@ from ombud.llm.catalog import Price
 from ombud.llm.types import Usage
 
 UsageRoute = Literal["llm.chat", "llm.messages", "llm.embeddings"]
-UsageStatus = Literal["ok", "error", "cancelled"]
+UsageStatus = Literal["ok", "error", "cancelled", "blocked", "refused"]
 
 MICROS_PER_USD = 1_000_000
 _MICRO = Decimal(MICROS_PER_USD)
