@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from starlette.requests import ClientDisconnect
+from starlette.types import Message
 
 from ombud.app import create_app
 from ombud.config import GuardSettings, LlmSettings, NetworkSettings, Settings
@@ -521,12 +522,12 @@ async def test_a_stream_the_client_never_reads_is_recorded_and_released(gw: Gate
     line), so the body never takes its first step: the call is still recorded and its
     concurrency slot given back."""
     body = json.dumps({"model": "chat", "messages": _ask("never read"), "stream": True}).encode()
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    messages: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         if message["type"] == "http.response.start" and message["status"] == 200:
             raise OSError("connection reset by peer")
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ombud.policy.decision import PolicyDecision
@@ -30,19 +30,22 @@ class InMemoryDecisionLog:
         self.decisions.extend(decisions)
 
 
-def _row(decision: PolicyDecision) -> PolicyDecisionRow:
-    return PolicyDecisionRow(
-        id=decision.id,
-        decided_at=decision.decided_at,
-        bundle_version=decision.bundle_version,
-        entrypoint=decision.entrypoint,
-        input_digest=decision.input_digest,
-        allow=decision.result.allow,
-        review=decision.result.review,
-        result=decision.result.as_json(),
-        latency_us=decision.latency_us,
-        error=decision.error,
-    )
+_INSERT = insert(cast(Table, PolicyDecisionRow.__table__))
+
+
+def _row(decision: PolicyDecision) -> dict[str, object]:
+    return {
+        "id": decision.id,
+        "decided_at": decision.decided_at,
+        "bundle_version": decision.bundle_version,
+        "entrypoint": decision.entrypoint,
+        "input_digest": decision.input_digest,
+        "allow": decision.result.allow,
+        "review": decision.result.review,
+        "result": decision.result.as_json(),
+        "latency_us": decision.latency_us,
+        "error": decision.error,
+    }
 
 
 class PolicyDecisionRepository:
@@ -52,8 +55,9 @@ class PolicyDecisionRepository:
         self._session = session
 
     async def add_many(self, decisions: Sequence[PolicyDecision]) -> None:
-        self._session.add_all([_row(d) for d in decisions])
-        await self._session.flush()
+        # A prepared Core insert: decisions are many (several per call) and never read back here.
+        if decisions:
+            await self._session.execute(_INSERT, [_row(d) for d in decisions])
 
     async def recent(self, limit: int = 100) -> list[PolicyDecisionRow]:
         """The latest decisions, newest first."""
