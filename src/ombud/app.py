@@ -26,6 +26,7 @@ from ombud.llm.usage.router import router as usage_router
 from ombud.observability.middleware import ObservabilityMiddleware
 from ombud.observability.router import router as metrics_router
 from ombud.predictions.router import router as predictions_router
+from ombud.registry.router import router as registry_router
 from ombud.review.router import router as reviews_router
 from ombud.review.wiring import review_jobs
 from ombud.serving.router import router as models_router
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(predictions_router)
     app.include_router(audit_router)
     app.include_router(reviews_router)
+    app.include_router(registry_router)
     app.include_router(llm_router)
     app.include_router(usage_router)
     if internal is None:

@@ -27,6 +27,12 @@ DEFAULT_PERMISSIONS: Mapping[str, frozenset[str]] = {
     "review.webhook": frozenset(),
     "usage.read": frozenset({"analyst", "compliance_officer", "service"}),
     "budget.manage": frozenset(),
+    "registry.read": frozenset(
+        {"analyst", "compliance_officer", "data_scientist", "model_approver", "reviewer", "service"}
+    ),
+    "registry.write": frozenset({"data_scientist"}),
+    # The bundle adds what roles cannot say: nobody decides on their own submission.
+    "registry.approve": frozenset({"model_approver"}),
 }
 
 

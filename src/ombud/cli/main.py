@@ -19,6 +19,7 @@ from ombud.cli.audit import app as audit_app
 from ombud.cli.crypto import app as crypto_app
 from ombud.cli.policy import app as policy_app
 from ombud.cli.providers import app as providers_app
+from ombud.cli.registry import app as registry_app
 from ombud.cli.runtime import load_settings, with_container
 from ombud.cli.worker import worker
 from ombud.config import Settings
@@ -36,6 +37,7 @@ app.add_typer(crypto_app, name="crypto")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 app.add_typer(providers_app, name="providers")
+app.add_typer(registry_app, name="registry")
 
 HostOption = Annotated[str | None, typer.Option(help="Interface to listen on.")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (0: any free port).")]

@@ -11,7 +11,13 @@ from ombud.demo import credit_model
 from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
 from ombud.registry.repository import RegistryRepository
-from ombud.registry.schemas import ArtifactFormat, ModelVersion, VersionStatus
+from ombud.registry.schemas import (
+    ArtifactFormat,
+    CardFields,
+    LineageEntry,
+    ModelVersion,
+    VersionStatus,
+)
 from ombud.registry.service import RegistryService
 from ombud.serving.artifacts import ArtifactIntegrityError
 
@@ -20,6 +26,9 @@ log = logging.getLogger(__name__)
 DEMO_TENANT = "demo"
 DEMO_PRINCIPAL = "demo-analyst"
 DEMO_KEY_NAME = "demo key"
+SYSTEM_PRINCIPAL = "system"
+"""Who registers, submits and approves the demo version: the operator's seed, not a person."""
+DEMO_DATASET = "uci-statlog-german-credit"
 
 
 @dataclass(frozen=True)
@@ -66,4 +75,26 @@ async def _ensure_model(container: Container, registry: RegistryService) -> Mode
         status=VersionStatus.APPROVED,
         description="Demo credit-risk classifier (logistic regression, UCI German credit).",
         owner="ombud demo",
+        card=_card(metrics),
+        actor=SYSTEM_PRINCIPAL,
+    )
+
+
+def _card(metrics: dict[str, float]) -> CardFields:
+    """The demo version's model card; ``metrics`` are its held-out (20%) accuracy and ROC AUC."""
+    return CardFields(
+        description="Logistic regression over one-hot categories and scaled amounts.",
+        intended_use=(
+            "Demo credit scoring on the UCI German credit data: shows how ombud serves, records, "
+            "reviews and audits a credit decision. Not for real lending decisions."
+        ),
+        limitations=(
+            "Trained on 800 of the 1,000 applications of one German bank in the UCI Statlog data "
+            "(1994); the population, currency and credit practices are not today's. Scores are "
+            "not calibrated for any "
+            "real portfolio. Sex and age are kept out of the model but may be proxied by other "
+            "inputs; monitor decisions by protected attribute before any real use."
+        ),
+        lineage=[LineageEntry(dataset_id=DEMO_DATASET)],
+        metrics=metrics,
     )

@@ -1,11 +1,13 @@
-"""What a model version declares: its input features and how its score becomes a decision."""
+"""What a model version declares (its input features, how its score becomes a decision, its model
+card) and the shapes of the registry API."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class VersionStatus(StrEnum):
@@ -68,3 +70,140 @@ class ModelVersion(BaseModel):
     @property
     def input_features(self) -> list[FeatureSpec]:
         return [f for f in self.features if f.role == "input"]
+
+
+# --- The registry API: models, versions, model cards and the approval workflow. ---
+
+MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9\-]{0,99}$"
+
+
+class TimeRange(BaseModel):
+    """The period a training data set covers (``from`` is a Python keyword, hence the alias)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.to < self.from_:
+            raise ValueError("the time range ends before it starts")
+        return self
+
+
+class LineageEntry(BaseModel):
+    """One data set a version was trained on, and through which feature view it was read."""
+
+    dataset_id: str = Field(min_length=1, max_length=200)
+    time_range: TimeRange | None = None
+    feature_view: str | None = Field(default=None, max_length=200)
+    feature_view_version: int | None = Field(default=None, ge=1)
+
+
+class CardFields(BaseModel):
+    """What a version says about itself on its model card."""
+
+    description: str = Field(default="", max_length=10_000)
+    intended_use: str = Field(default="", max_length=10_000)
+    limitations: str = Field(default="", max_length=10_000)
+    lineage: list[LineageEntry] = Field(default_factory=list, max_length=100)
+    metrics: dict[str, float] = Field(default_factory=dict, max_length=100)
+
+
+class ModelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=MODEL_NAME_PATTERN)
+    owner: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=10_000)
+
+
+class ModelRead(BaseModel):
+    id: str
+    name: str
+    owner: str
+    description: str
+    created_at: datetime
+    approved_version: int | None
+    """The version that serves the name, if one is approved."""
+    latest_version: int | None
+
+
+class VersionCreate(CardFields):
+    """A new draft version: the artifact's reference and digest, its input contract, its card."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    artifact_uri: str = Field(min_length=1, max_length=2_000)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    format: ArtifactFormat
+    input_schema: list[FeatureSpec] = Field(min_length=1, max_length=500)
+    serving_config: ServingConfig = Field(default_factory=ServingConfig)
+
+
+class Approval(BaseModel):
+    """Where a version stands in review, and the last decision taken on it."""
+
+    status: VersionStatus
+    submitted_by: str | None
+    submitted_at: datetime | None
+    decided_by: str | None
+    decided_at: datetime | None
+    reason: str | None
+
+
+class VersionRead(CardFields):
+    id: str
+    model: str
+    version: int
+    format: ArtifactFormat
+    artifact_uri: str
+    sha256: str
+    input_schema: list[FeatureSpec]
+    serving_config: ServingConfig
+    created_by: str | None
+    created_at: datetime
+    approval: Approval
+
+
+class TransitionRead(BaseModel):
+    """One entry of a version's append-only status history."""
+
+    action: str
+    from_status: VersionStatus | None
+    to_status: VersionStatus
+    actor: str
+    reason: str | None
+    at: datetime
+
+
+class DecisionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2_000)
+
+
+class RejectionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2_000, pattern=r"\S")
+
+
+class ModelCard(BaseModel):
+    """Everything a reader needs to judge a version, rendered from the registry."""
+
+    model: str
+    version: int
+    owner: str
+    model_description: str
+    description: str
+    intended_use: str
+    limitations: str
+    lineage: list[LineageEntry]
+    metrics: dict[str, float]
+    features: list[FeatureSpec]
+    serving: ServingConfig
+    artifact: dict[str, str]
+    approval: Approval
+    history: list[TransitionRead]

@@ -13,7 +13,7 @@ from ombud.llm.credentials import ProviderCredentialRow
 from ombud.llm.usage.tables import LlmBudgetRow, LlmUsageRow
 from ombud.policy.tables import PolicyDecisionRow
 from ombud.predictions.tables import PredictionRow
-from ombud.registry.tables import ModelVersionRow, RegisteredModelRow
+from ombud.registry.tables import ModelVersionEventRow, ModelVersionRow, RegisteredModelRow
 from ombud.review.tables import ReviewEventRow, ReviewRow, ReviewWebhookRow
 from ombud.storage.base import Base
 
@@ -30,6 +30,7 @@ __all__ = [
     "JobScheduleRow",
     "LlmBudgetRow",
     "LlmUsageRow",
+    "ModelVersionEventRow",
     "ModelVersionRow",
     "PolicyDecisionRow",
     "PredictionRow",

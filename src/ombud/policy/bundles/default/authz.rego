@@ -9,7 +9,9 @@
 #      (admin holds all);
 #   2. bulk exports: only the compliance officer role, and only with a declared purpose
 #      (admin alone is not enough: an export moves data in bulk, so it needs that role);
-#   3. premium models: `model.predict` on a premium-tier model needs a premium-tier tenant.
+#   3. premium models: `model.predict` on a premium-tier model needs a premium-tier tenant;
+#   4. separation of duties: nobody, admin included, decides on a model version they submitted
+#      themselves (the resource's `submitted_by` attribute is the principal's id).
 # Permissions and the export rule live in data.json (data.ombud.config).
 package ombud.authz
 
@@ -27,7 +29,7 @@ decide(inp) := {"allow": true, "reasons": [grant_reason(inp)]} if {
 	count(deny_reasons(inp)) > 0
 } else := {"allow": false, "reasons": ["the authorization input is incomplete"]}
 
-deny_reasons(inp) := (role_reasons(inp) | export_reasons(inp)) | tier_reasons(inp)
+deny_reasons(inp) := ((role_reasons(inp) | export_reasons(inp)) | tier_reasons(inp)) | duty_reasons(inp)
 
 is_admin(inp) if cfg.admin_role in inp.principal.roles
 
@@ -76,4 +78,10 @@ tier_reasons(inp) := {"premium models are for premium-tier tenants" |
 	inp.action == "model.predict"
 	inp.resource.attributes.tier == cfg.premium_tier
 	not inp.principal.tier == cfg.premium_tier
+}
+
+# 4. Separation of duties.
+duty_reasons(inp) := {concat("", [inp.action, ": nobody may decide on their own submission"]) |
+	inp.action in cfg.separation_of_duties.actions
+	inp.resource.attributes.submitted_by == inp.principal.id
 }

@@ -59,3 +59,24 @@ test_admin_is_refused_an_unknown_action if {
 		"context": {},
 	}).allow
 }
+
+submitted(roles, submitter) := object.union(req(roles, "registry.approve"), {"resource": {"kind": "model_version", "id": "credit-risk:v2", "tenant": null, "attributes": {"submitted_by": submitter}}})
+
+test_model_approver_may_approve_another_submission if authz.decide(submitted(["model_approver"], "p2")).allow
+
+test_nobody_approves_their_own_submission if {
+	result := authz.decide(submitted(["model_approver"], "p1"))
+	not result.allow
+	count(result.reasons) == 1
+	some reason in result.reasons
+	contains(reason, "nobody may decide on their own submission")
+}
+
+test_admin_does_not_approve_their_own_submission if not authz.decide(submitted(["admin"], "p1")).allow
+
+test_data_scientist_may_write_but_not_approve if {
+	authz.decide(req(["data_scientist"], "registry.write")).allow
+	not authz.decide(submitted(["data_scientist"], "p2")).allow
+}
+
+test_analyst_may_read_the_registry if authz.decide(req(["analyst"], "registry.read")).allow

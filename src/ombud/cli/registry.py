@@ -1,0 +1,154 @@
+"""``ombud registry list|show|submit|approve|reject|card``.
+
+Workflow steps act as a named principal (``--by``, a principal id from the database) and go
+through the same approval service, policy and audit trail as ``/v1/registry``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Literal, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ombud.cli.runtime import with_container
+from ombud.container import Container
+from ombud.core.errors import NotFound, Problem
+from ombud.identity.principal import Principal, PrincipalKind
+from ombud.identity.tables import PrincipalRow, TenantRow
+from ombud.registry.approvals import ApprovalService
+from ombud.registry.cards import build_card, render_markdown
+from ombud.registry.lifecycle import Action
+from ombud.registry.repository import RegistryRepository
+from ombud.registry.schemas import ModelCard, ModelRead, VersionRead
+from ombud.registry.service import RegistryService
+
+T = TypeVar("T")
+CLI_CREDENTIAL = "cli"
+
+app = typer.Typer(
+    help="Read the model registry and take versions through review.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+Name = Annotated[str, typer.Argument(help="Model name.")]
+Version = Annotated[int, typer.Argument(help="Version number.", min=1)]
+By = Annotated[str, typer.Option("--by", help="Id of the principal taking the step.")]
+Reason = Annotated[str, typer.Option(help="Why (kept with the decision and in the audit trail).")]
+
+
+def _registry(container: Container, session: AsyncSession) -> RegistryService:
+    return RegistryService(RegistryRepository(session), container.clock)
+
+
+async def load_principal(session: AsyncSession, principal_id: str) -> Principal:
+    """The principal ``principal_id`` with its roles and tenant, as a request would see it."""
+    row = await session.get(PrincipalRow, principal_id)
+    tenant = await session.get(TenantRow, row.tenant_id) if row is not None else None
+    if row is None or tenant is None:
+        raise NotFound(detail=f"no principal {principal_id!r}")
+    return Principal(
+        id=row.id, name=row.name, kind=PrincipalKind(row.kind), roles=frozenset(row.roles),
+        tenant_id=tenant.id, tenant_slug=tenant.slug, tenant_tier=tenant.tier,
+        credential_id=CLI_CREDENTIAL,
+    )  # fmt: skip
+
+
+@app.command("list")
+def list_models() -> None:
+    """List registered models with their approved and newest versions."""
+
+    async def run(container: Container) -> list[ModelRead]:
+        async with container.sessions.begin() as session:
+            return await _registry(container, session).list_models()
+
+    for model in _guard(run):
+        approved = f"v{model.approved_version}" if model.approved_version else "-"
+        latest = f"v{model.latest_version}" if model.latest_version else "-"
+        typer.echo(f"{model.name:<32} approved {approved:<6} latest {latest:<6} {model.owner}")
+
+
+@app.command()
+def show(
+    name: Name,
+    version: Annotated[int | None, typer.Option(help="One version (default: all).", min=1)] = None,
+) -> None:
+    """Print a model's versions (or one version) as JSON, one object per line."""
+
+    async def run(container: Container) -> list[VersionRead]:
+        async with container.sessions.begin() as session:
+            registry = _registry(container, session)
+            if version is None:
+                return await registry.list_versions(name)
+            return [await registry.get_version(name, version)]
+
+    for read in _guard(run):
+        typer.echo(read.model_dump_json())
+
+
+def _step(name: str, version: int, action: Action, by: str, reason: str | None) -> VersionRead:
+    async def run(container: Container) -> VersionRead:
+        async with container.sessions.begin() as session:
+            principal = await load_principal(session, by)
+            approvals = ApprovalService(
+                session, container.clock, container.records, container.authorizer
+            )
+            return await approvals.transition(principal, name, version, action, reason)
+
+    read = _guard(run)
+    typer.echo(f"{name} v{version}: {read.approval.status.value}")
+    return read
+
+
+@app.command()
+def submit(name: Name, version: Version, by: By) -> None:
+    """Submit a draft version for review."""
+    _step(name, version, Action.SUBMIT, by, None)
+
+
+@app.command()
+def approve(name: Name, version: Version, by: By, reason: Reason) -> None:
+    """Approve a version under review (it then serves the model name)."""
+    _step(name, version, Action.APPROVE, by, reason)
+
+
+@app.command()
+def reject(name: Name, version: Version, by: By, reason: Reason) -> None:
+    """Reject a version under review."""
+    _step(name, version, Action.REJECT, by, reason)
+
+
+@app.command()
+def card(
+    name: Name,
+    version: Version,
+    output: Annotated[
+        Literal["md", "json"], typer.Option("--format", help="Markdown or JSON.")
+    ] = "md",
+) -> None:
+    """Print a version's model card."""
+
+    async def run(container: Container) -> ModelCard:
+        async with container.sessions.begin() as session:
+            registry = _registry(container, session)
+            model, _ = await registry.version_rows(name, version)
+            read = await registry.get_version(name, version)
+            history = await registry.history(read.id)
+            return build_card(read, model.owner, model.description, history)
+
+    built = _guard(run)
+    if output == "json":
+        typer.echo(json.dumps(built.model_dump(mode="json"), indent=2))
+    else:
+        typer.echo(render_markdown(built), nl=False)
+
+
+def _guard(work: Callable[[Container], Awaitable[T]]) -> T:
+    try:
+        return with_container(work)
+    except Problem as exc:
+        typer.echo(f"error: {exc.detail or exc.title}", err=True)
+        raise typer.Exit(1) from exc
