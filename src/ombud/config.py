@@ -54,6 +54,18 @@ class ServingSettings(BaseModel):
     """Worker threads for model inference, which never runs on the event loop."""
     version_cache_ttl_s: float = Field(default=5.0, ge=0)
     """How long a model name's approved version is cached; approvals apply within this time."""
+    batching: bool = True
+    """Score concurrent single-row calls of one model version as one vectorized batch."""
+    max_batch_size: int = Field(default=32, ge=1, le=4096)
+    """Most rows in one batch."""
+    max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    """How long a batch waits for more rows after its first one, if it is not yet full."""
+    max_queue_delay_ms: float = Field(default=50.0, gt=0, le=60_000)
+    """A row queued longer than this is refused (503 ``overloaded``) rather than run late."""
+    max_queue_rows: int = Field(default=1024, ge=1, le=1_000_000)
+    """Most rows queued per model version; past it new rows are refused at once (503)."""
+    max_loaded_models: int = Field(default=8, ge=1, le=1024)
+    """Most model versions kept in memory; the least recently used one is unloaded first."""
 
 
 class CryptoSettings(BaseModel):

@@ -90,7 +90,12 @@ class Container:
             records_engine=records_engine,
             redis=redis,
             artifacts=artifacts,
-            runtime=ModelRuntime(artifacts, threads=settings.serving.inference_threads),
+            runtime=ModelRuntime(
+                artifacts,
+                threads=settings.serving.inference_threads,
+                settings=settings.serving,
+                clock=clock,
+            ),
             records=records,
             metrics=metrics,
             authorizer=Authorizer(RegoDecider(policy)),
@@ -132,6 +137,7 @@ class Container:
     async def aclose(self) -> None:
         if "llm" in self.__dict__:
             await self.llm.aclose()
+        await self.runtime.aclose()
         await self.records.aclose()
         if self.redis is not None:
             await self.redis.aclose()
