@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_WORKERS ?= auto
 
-.PHONY: run test lint typecheck unit install lock clean eval-guards bench
+.PHONY: run test lint typecheck unit install lock clean eval-guards bench policy-test registry-check
 
 install: $(STAMP)
 
@@ -34,11 +34,15 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
-test: lint typecheck policy-test unit
+test: lint typecheck policy-test registry-check unit
 
 # The default policy bundle's Rego unit tests.
 policy-test: $(STAMP)
 	$(BIN)/ombud policy test
+
+# The model files declared in models/ (schema, names, versions, artifact digests).
+registry-check: $(STAMP)
+	$(BIN)/ombud registry check models
 
 # Guard quality on the held-out test split (recall, false positives, over-redaction).
 eval-guards: $(STAMP)

@@ -1,13 +1,15 @@
-"""``ombud registry list|show|submit|approve|reject|card``.
+"""``ombud registry list|show|submit|approve|reject|card|check``.
 
 Workflow steps act as a named principal (``--by``, a principal id from the database) and go
-through the same approval service, policy and audit trail as ``/v1/registry``.
+through the same approval service, policy and audit trail as ``/v1/registry``. ``check`` reads
+no database: it validates the model files declared in the repository.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import typer
@@ -20,6 +22,7 @@ from ombud.identity.principal import Principal, PrincipalKind
 from ombud.identity.tables import PrincipalRow, TenantRow
 from ombud.registry.approvals import ApprovalService
 from ombud.registry.cards import build_card, render_markdown
+from ombud.registry.declared import DeclarationError, load_declared
 from ombud.registry.lifecycle import Action
 from ombud.registry.repository import RegistryRepository
 from ombud.registry.schemas import ModelCard, ModelRead, VersionRead
@@ -144,6 +147,23 @@ def card(
         typer.echo(json.dumps(built.model_dump(mode="json"), indent=2))
     else:
         typer.echo(render_markdown(built), nl=False)
+
+
+@app.command()
+def check(
+    directory: Annotated[
+        Path, typer.Argument(help="Directory of model files (<name>.yaml).")
+    ] = Path("models"),
+) -> None:
+    """Validate the declared model files; print each problem and exit 1 if there is any."""
+    try:
+        models = load_declared(directory)
+    except DeclarationError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem))
+        raise typer.Exit(1) from exc
+    versions = sum(len(model.versions) for model in models)
+    typer.echo(f"ok: {len(models)} models, {versions} versions")
 
 
 def _guard(work: Callable[[Container], Awaitable[T]]) -> T:
