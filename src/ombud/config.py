@@ -7,6 +7,8 @@ secrets are refused, so a production deployment cannot start with a value printe
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Self
@@ -340,3 +342,9 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.env is Environment.DEV
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment, for the few places that expand ``${VAR}`` references (the LLM
+    catalog) or take a secret from a named variable (``--from-env``): read here only."""
+    return os.environ

@@ -23,7 +23,10 @@ pytestmark = pytest.mark.anyio
 
 
 def _identity(container: Container, session: AsyncSession) -> IdentityService:
-    return IdentityService(IdentityRepository(session), container.api_key_pepper, container.clock)
+    return IdentityService(
+        IdentityRepository(session), container.api_key_pepper, container.clock,
+        on_revoke=container.api_key_cache.forget_all,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -79,6 +79,7 @@ async def get_principal(
         container.api_key_pepper,
         container.clock,
         tokens=container.token_verifier,
+        on_revoke=container.api_key_cache.forget_all,
     )
     principal = await identity.authenticate(token)
     request.state.principal = principal

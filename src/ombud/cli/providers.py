@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from ombud.cli.runtime import with_container
+from ombud.config import environment
 from ombud.container import Container
 from ombud.llm.catalog import load_catalog
 from ombud.llm.credentials import CredentialInfo, ProviderCredentials
@@ -37,7 +37,7 @@ def set_secret(
 ) -> None:
     """Store a provider's API key, encrypted with key management. Read from stdin by default
     (never from the command line, where it would land in shell history)."""
-    secret = os.environ.get(from_env, "") if from_env else sys.stdin.readline().strip()
+    secret = environment().get(from_env, "") if from_env else sys.stdin.readline().strip()
     if not secret:
         typer.echo("error: the secret is empty", err=True)
         raise typer.Exit(2)

@@ -6,26 +6,17 @@ reused for up to that many seconds: a revocation made in this process (the API, 
 :class:`~ombud.identity.service.IdentityService` here) empties the cache at once, while a
 revocation made elsewhere (another replica, the CLI) reaches this process within the TTL.
 Only successful API-key checks are kept, under a digest of the presented key, never the key.
+The container owns the one cache and hands :meth:`ApiKeyCache.forget_all` to the identity
+service as its revocation hook.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections import OrderedDict
 
 from ombud.core.clock import Clock
 from ombud.identity.principal import Principal
-
-_generation = 0
-_lock = threading.Lock()
-
-
-def note_revocation() -> None:
-    """A key was revoked in this process: every cache here forgets what it knows."""
-    global _generation
-    with _lock:
-        _generation += 1
 
 
 class ApiKeyCache:
@@ -33,7 +24,7 @@ class ApiKeyCache:
         self._clock = clock
         self._ttl = ttl_s
         self._max = max_entries
-        self._entries: OrderedDict[bytes, tuple[float, int, Principal]] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
@@ -44,18 +35,22 @@ class ApiKeyCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        expires, generation, principal = entry
-        if generation != _generation or expires <= self._clock.monotonic():
+        expires, principal = entry
+        if expires <= self._clock.monotonic():
             del self._entries[key]
             return None
         return principal
 
     def put(self, token: str, principal: Principal) -> None:
         key = _digest(token)
-        self._entries[key] = (self._clock.monotonic() + self._ttl, _generation, principal)
+        self._entries[key] = (self._clock.monotonic() + self._ttl, principal)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
+
+    def forget_all(self) -> None:
+        """A key was revoked in this process: nothing cached may be trusted any more."""
+        self._entries.clear()
 
 
 def _digest(token: str) -> bytes:

@@ -7,13 +7,12 @@ Services never commit: the caller (a request or a CLI command) owns the unit of 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ombud.core.clock import Clock
 from ombud.core.errors import InvalidRequest, NotFound, Unauthenticated
 from ombud.core.ids import new_id
 from ombud.identity import keys
-from ombud.identity.key_cache import note_revocation
 from ombud.identity.oidc import TokenVerifier, looks_like_jwt
 from ombud.identity.principal import Principal, PrincipalKind
 from ombud.identity.repository import IdentityRepository, KeyRecord
@@ -32,11 +31,15 @@ class IdentityService:
         clock: Clock,
         *,
         tokens: TokenVerifier | None = None,
+        on_revoke: Callable[[], None] | None = None,
     ) -> None:
+        """``on_revoke`` runs after a key is revoked (the container passes its key cache's
+        ``forget_all``, so a revocation here applies at once in this process)."""
         self._repo = repository
         self._pepper = pepper
         self._clock = clock
         self._tokens = tokens
+        self._on_revoke = on_revoke
 
     async def ensure_tenant(self, slug: str, *, name: str | None = None) -> TenantRow:
         """Return the tenant ``slug``, creating it on first use."""
@@ -108,7 +111,8 @@ class IdentityService:
         """Revoke a key by prefix or id; it stops working on the next request."""
         if not await self._repo.revoke(prefix_or_id, self._clock.now()):
             raise NotFound(detail=f"no live API key {prefix_or_id!r}")
-        note_revocation()
+        if self._on_revoke is not None:
+            self._on_revoke()
 
     async def authenticate(self, token: str) -> Principal:
         """Resolve a presented API key or JWT to its principal, or raise :class:`Unauthenticated`.

@@ -14,13 +14,15 @@ environment while the file stays in the repository.
 from __future__ import annotations
 
 import json
-import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ombud.config import environment
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible", "local"]
 DeploymentKind = Literal["chat", "embedding"]
@@ -169,12 +171,12 @@ class CatalogConfig(_Strict):
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _expand(value: object) -> object:
+def _expand(value: object, env: Mapping[str, str]) -> object:
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            found = os.environ.get(name)
+            found = env.get(name)
             if found is None:
                 if default is None:
                     raise ValueError(f"the catalog refers to ${{{name}}}, which is not set")
@@ -183,16 +185,18 @@ def _expand(value: object) -> object:
 
         return _VAR.sub(replace, value)
     if isinstance(value, dict):
-        return {k: _expand(v) for k, v in value.items()}
+        return {k: _expand(v, env) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v) for v in value]
+        return [_expand(v, env) for v in value]
     return value
 
 
-def load_catalog(path: Path | None) -> CatalogConfig:
-    """The catalog from ``path`` (YAML or JSON), with the built-ins; no path: built-ins only."""
+def load_catalog(path: Path | None, env: Mapping[str, str] | None = None) -> CatalogConfig:
+    """The catalog from ``path`` (YAML or JSON), with the built-ins; no path: built-ins only.
+    ``${VAR}`` references are taken from ``env`` (default: the process environment)."""
     if path is None:
         return CatalogConfig().with_builtins()
     text = path.read_text(encoding="utf-8")
     raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    return CatalogConfig.model_validate(_expand(raw or {})).with_builtins()
+    variables = environment() if env is None else env
+    return CatalogConfig.model_validate(_expand(raw or {}, variables)).with_builtins()
