@@ -33,6 +33,16 @@ DEFAULT_PERMISSIONS: Mapping[str, frozenset[str]] = {
     "registry.write": frozenset({"data_scientist"}),
     # The bundle adds what roles cannot say: nobody decides on their own submission.
     "registry.approve": frozenset({"model_approver"}),
+    "artifact.write": frozenset({"data_scientist"}),
+    "deployment.read": frozenset(
+        {"analyst", "compliance_officer", "data_scientist", "ml_engineer", "model_approver"}
+    ),
+    "deployment.manage": frozenset({"ml_engineer", "model_approver"}),
+    "prediction.outcome": frozenset({"analyst", "service"}),
+    "prediction.explain": frozenset({"analyst", "compliance_officer", "reviewer", "service"}),
+    "prediction.replay": frozenset({"compliance_officer"}),
+    "flag.read": frozenset({"ml_engineer", "model_approver", "service"}),
+    "flag.manage": frozenset({"ml_engineer"}),
 }
 
 

@@ -49,6 +49,14 @@ class Call:
     subject: str | None = None
     feature: str | None = None
     model_version: ModelVersion | None = None
+    deployment_id: str | None = None
+    """The rollout that chose ``model_version``, when one is active for the model."""
+    arm: str | None = None
+    """Which arm of that rollout served the call (``stable``, ``canary``, ``a``, ``b``)."""
+    feature_views: dict[str, int] = field(default_factory=dict)
+    """Feature views (name → version) the call's features were read from."""
+    explanation: dict[str, Any] | None = None
+    """Per-feature contributions to the model's score, for high-impact models."""
     payload: dict[str, Any] = field(default_factory=dict)
     input_texts: list[str] = field(default_factory=list)
     """Free text for a model (prompts, retrieved documents); input guards read and rewrite it."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,3 +21,11 @@ class PredictionRecord:
     created_at: datetime
     subject: str | None = None
     purpose: str | None = None
+    model_version_id: str | None = None
+    """The registry id of the exact version, and its artifact's digest: what replay loads."""
+    artifact_sha256: str | None = None
+    feature_views: dict[str, int] = field(default_factory=dict)
+    """Feature views (name → version) the inputs were read from."""
+    deployment_id: str | None = None
+    arm: str | None = None
+    """The rollout and its arm that routed the call to this version, if any."""

@@ -27,3 +27,8 @@ class PredictionRow(Base):
     outputs: Mapped[dict[str, Any]] = mapped_column(JSONType)
     latency_ms: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    model_version_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    feature_views: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
+    deployment_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    arm: Mapped[str | None] = mapped_column(String(16), default=None)

@@ -165,6 +165,11 @@ class RecordPrediction:
             created_at=now,
             subject=call.subject,
             purpose=call.purpose,
+            model_version_id=version.id,
+            artifact_sha256=version.sha256,
+            feature_views=dict(call.feature_views),
+            deployment_id=call.deployment_id,
+            arm=call.arm,
         )
         event = AuditEvent(
             event_id=new_id("evt"),
