@@ -125,6 +125,18 @@ def reject(name: Name, version: Version, by: By, reason: Reason) -> None:
 
 
 @app.command()
+def deprecate(name: Name, version: Version, by: By, reason: Reason) -> None:
+    """Retire an approved version: it no longer serves the model name."""
+    _step(name, version, Action.DEPRECATE, by, reason)
+
+
+@app.command()
+def revise(name: Name, version: Version, by: By) -> None:
+    """Return a rejected version to draft, so it can be changed and submitted again."""
+    _step(name, version, Action.REVISE, by, None)
+
+
+@app.command()
 def card(
     name: Name,
     version: Version,
