@@ -53,6 +53,7 @@ eval-guards: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/predict.py
 	$(BIN)/python bench/guards.py
+	$(BIN)/python bench/batching_http.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:

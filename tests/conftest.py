@@ -31,6 +31,7 @@ from ombud.config import (
     Settings,
 )
 from ombud.container import Container
+from ombud.serving.signing import dev_key_dir, dev_key_pair
 from ombud.storage import migrate
 from ombud.storage.database import create_engine, database_url
 from ombud.storage.tables import metadata
@@ -104,11 +105,23 @@ def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("artifacts")
 
 
+@pytest.fixture(scope="session")
+def signing_keys(artifact_dir: Path) -> tuple[Path, Path]:
+    """The session's artifact-signing key pair (private, public): the pair dev mode uses for
+    ``artifact_dir``, so servers started without keys trust what the tests sign."""
+    return dev_key_pair(dev_key_dir(ServingSettings(artifact_dir=artifact_dir)))
+
+
 @pytest.fixture
-def settings(database: str, artifact_dir: Path) -> Settings:
+def settings(database: str, artifact_dir: Path, signing_keys: tuple[Path, Path]) -> Settings:
     return Settings(
         database=DatabaseSettings(url=SecretStr(database)),
-        serving=ServingSettings(artifact_dir=artifact_dir, inference_threads=2),
+        serving=ServingSettings(
+            artifact_dir=artifact_dir,
+            inference_threads=2,
+            signing_private_key=signing_keys[0],
+            signing_public_keys=[signing_keys[1]],
+        ),
         redis=RedisSettings(),
         # A keyring per test worker: never the working directory's var/keyring.json.
         crypto=CryptoSettings(keyring_path=artifact_dir.parent / "keyring.json"),

@@ -17,6 +17,9 @@ from ombud.audit.router import router as audit_router
 from ombud.config import Settings
 from ombud.container import Container
 from ombud.core.clock import Clock
+from ombud.deployments.router import router as deployments_router
+from ombud.deployments.wiring import deployment_jobs
+from ombud.flags.router import router as flags_router
 from ombud.gateway.assembly import build_gateway
 from ombud.health.router import router as health_router
 from ombud.jobs.catalog import default_registry
@@ -25,7 +28,12 @@ from ombud.llm.routes import router as llm_router
 from ombud.llm.usage.router import router as usage_router
 from ombud.observability.middleware import ObservabilityMiddleware
 from ombud.observability.router import router as metrics_router
+from ombud.outcomes.kpi_router import router as kpis_router
+from ombud.outcomes.router import router as outcomes_router
+from ombud.outcomes.wiring import kpi_jobs
+from ombud.predictions.explanation_router import router as explanations_router
 from ombud.predictions.router import router as predictions_router
+from ombud.registry.promotion_router import router as promotion_router
 from ombud.registry.router import router as registry_router
 from ombud.review.router import router as reviews_router
 from ombud.review.wiring import review_jobs
@@ -67,7 +75,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                     worker = build_worker(
                         sessions=container.sessions, clock=container.clock,
                         settings=settings.jobs, metrics=container.metrics,
-                        registry=default_registry(review=review_jobs(container)),
+                        registry=default_registry(
+                            review=review_jobs(container),
+                            deployments=deployment_jobs(container),
+                            outcomes=kpi_jobs(container),
+                        ),
                     )  # fmt: skip
                     background.start_soon(worker.run, stop)
                 background.start_soon(_flush_decisions, container, stop)
@@ -86,11 +98,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(health_router)
     app.include_router(models_router)
     app.include_router(predictions_router)
+    app.include_router(explanations_router)
+    app.include_router(outcomes_router)
     app.include_router(audit_router)
     app.include_router(reviews_router)
     app.include_router(registry_router)
+    app.include_router(deployments_router)
+    app.include_router(promotion_router)
+    app.include_router(kpis_router)
     app.include_router(llm_router)
     app.include_router(usage_router)
+    app.include_router(flags_router)
     if internal is None:
         app.include_router(metrics_router)
     app.state.internal_app = internal

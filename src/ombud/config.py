@@ -8,6 +8,7 @@ secrets are refused, so a production deployment cannot start with a value printe
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -68,6 +69,49 @@ class ServingSettings(BaseModel):
     """Most rows queued per model version; past it new rows are refused at once (503)."""
     max_loaded_models: int = Field(default=8, ge=1, le=1024)
     """Most model versions kept in memory; the least recently used one is unloaded first."""
+    require_signatures: bool = True
+    """Refuse to load an artifact without a signature by a trusted key (docs/artifacts.md)."""
+    signing_public_keys: list[Path] = []
+    """Trusted public keys (PEM, EC P-256/384/521); several while a key rotates (JSON list)."""
+    signing_private_key: Path | None = None
+    """The key new artifacts are signed with; only where artifacts are published (CLI, seed)."""
+    artifact_store: Literal["local", "s3"] = "local"
+    """Where artifacts live: files under ``artifact_dir``, or an S3-compatible bucket."""
+    s3_bucket: str | None = None
+    """The bucket of the ``s3`` store; credentials come from boto3's standard chain."""
+    s3_prefix: str = Field(default="", pattern=r"^([A-Za-z0-9_\-.]+/)*$")
+    """Key prefix inside the bucket, empty or ending in ``/`` (e.g. ``ombud/artifacts/``)."""
+    s3_endpoint_url: str | None = None
+    """An S3-compatible endpoint (MinIO, Ceph, ...); unset: AWS S3."""
+    s3_region: str | None = None
+    mode: Literal["local", "remote"] = "local"
+    """Where models run: in this process, or on an ``ombud inference-server`` (``remote``)."""
+    inference_url: str | None = None
+    """The inference server's base URL (``remote`` mode), e.g. ``http://10.0.0.7:8100``."""
+    inference_token: SecretStr | None = None
+    """Bearer token shared by gateway and inference server; required outside dev mode."""
+    inference_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    """Longest one call to the inference server may take; past it the model is unavailable."""
+    inference_pool_size: int = Field(default=100, ge=1, le=10_000)
+    """Connections the gateway keeps open to the inference server."""
+    inference_host: str = "127.0.0.1"
+    inference_port: int = Field(default=8100, ge=0, le=65535)
+    """Where ``ombud inference-server`` listens unless ``--host``/``--port`` say otherwise."""
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> Self:
+        if self.artifact_store == "s3" and not self.s3_bucket:
+            raise ValueError("OMBUD_SERVING__ARTIFACT_STORE=s3 needs OMBUD_SERVING__S3_BUCKET")
+        return self
+
+    @model_validator(mode="after")
+    def _remote_complete(self) -> Self:
+        url = (self.inference_url or "").lower()
+        if self.mode == "remote" and not url.startswith(("http://", "https://")):
+            raise ValueError(
+                "OMBUD_SERVING__MODE=remote needs OMBUD_SERVING__INFERENCE_URL (an http(s) URL)"
+            )
+        return self
 
 
 class CryptoSettings(BaseModel):
@@ -255,6 +299,51 @@ class PolicySettings(BaseModel):
     Bundles calling clock, random or network built-ins are never cached."""
 
 
+class FlagSettings(BaseModel):
+    """Feature flags (``/v1/flags``) and the ``feature.flag`` stage."""
+
+    ttl_s: float = Field(default=5.0, gt=0, le=3600)
+    """Longest the in-memory flag snapshot is used before it is reloaded: a change made in
+    another process applies within this time (in the process that made it, at once)."""
+
+
+class DeploymentSettings(BaseModel):
+    """Rollouts (``/v1/deployments``): routing cache, shadow mirroring, the rollback monitor."""
+
+    cache_ttl_s: float = Field(default=5.0, ge=0, le=3600)
+    """How long a model's active deployment is cached per process; a rollback, promotion or
+    percentage change made elsewhere applies within this time (in the process that made it,
+    at once)."""
+    shadow_concurrency: int = Field(default=2, ge=1, le=64)
+    """Candidate scorings of shadow deployments run at once, in threads of their own (never
+    the inference pool that answers calls)."""
+    shadow_queue: int = Field(default=64, ge=0, le=100_000)
+    """Mirrors waiting for a shadow slot; past it a mirror is dropped and counted."""
+    shadow_timeout_s: float = Field(default=2.0, gt=0, le=600)
+    """A candidate slower than this is recorded as a ``timeout`` error instead of a score."""
+
+
+class OutcomeSettings(BaseModel):
+    """Outcomes (ground truth) and the KPIs computed from them."""
+
+    kpi_max_rows: int = Field(default=100_000, ge=1, le=10_000_000)
+    """Labelled predictions scored per KPI request or gauge refresh (the newest); past it the
+    answer says ``truncated`` (counts still cover the whole window)."""
+    kpi_windows: list[str] = ["1h", "24h", "7d", "30d"]
+    """Trailing windows the ``outcomes.kpis`` job exports as ``ombud_model_kpi`` gauges
+    (``<n>m``, ``<n>h`` or ``<n>d``, at most 400 days)."""
+
+    @field_validator("kpi_windows")
+    @classmethod
+    def _windows(cls, value: list[str]) -> list[str]:
+        minutes = {"m": 1, "h": 60, "d": 1440}
+        for window in value:
+            match = re.fullmatch(r"([1-9][0-9]{0,3})([mhd])", window)
+            if match is None or int(match[1]) * minutes[match[2]] > 400 * 1440:
+                raise ValueError(f"{window!r} is not a window such as 1h, 24h, 7d or 30d")
+        return value
+
+
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -313,6 +402,9 @@ class Settings(BaseSettings):
     guards: GuardSettings = GuardSettings()
     policy: PolicySettings = PolicySettings()
     llm: LlmSettings = LlmSettings()
+    flags: FlagSettings = FlagSettings()
+    deployments: DeploymentSettings = DeploymentSettings()
+    outcomes: OutcomeSettings = OutcomeSettings()
 
     @field_validator("env", mode="before")
     @classmethod
@@ -337,6 +429,18 @@ class Settings(BaseSettings):
         jwks = self.oidc.jwks_url
         if self.env is not Environment.DEV and jwks and not jwks.lower().startswith("https://"):
             raise ValueError("OMBUD_OIDC__JWKS_URL must be https:// outside dev mode")
+        return self
+
+    @model_validator(mode="after")
+    def _inference_token(self) -> Self:
+        # Checked for every mode: the inference server itself runs with mode ``local``.
+        token = self.serving.inference_token
+        if self.env is Environment.DEV:
+            return self
+        if token is not None and len(token.get_secret_value()) < 32:
+            raise ValueError("OMBUD_SERVING__INFERENCE_TOKEN must be at least 32 characters")
+        if self.serving.mode == "remote" and token is None:
+            raise ValueError("OMBUD_SERVING__MODE=remote needs OMBUD_SERVING__INFERENCE_TOKEN")
         return self
 
     @property

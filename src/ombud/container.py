@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -28,11 +28,18 @@ from ombud.ratelimit import (
 )
 from ombud.ratelimit.client_ip import IPNetwork
 from ombud.records.writer import GroupCommitWriter
-from ombud.serving.artifacts import ArtifactStore, LocalArtifactStore
+from ombud.serving.artifacts import ArtifactRejectionAudit, ArtifactStore, build_artifact_store
+from ombud.serving.ports import AnyRuntime
+from ombud.serving.remote import RemoteRuntime
 from ombud.serving.runtime import ModelRuntime
+from ombud.serving.signing import artifact_trust
 from ombud.storage.database import create_engine, create_sessionmaker
 
 if TYPE_CHECKING:
+    from openfeature.client import OpenFeatureClient
+
+    from ombud.deployments.traffic import DeploymentTraffic
+    from ombud.flags.provider import FlagProvider
     from ombud.llm.services import LlmServices
 
 
@@ -45,7 +52,9 @@ class Container:
     records_engine: AsyncEngine
     redis: Redis | None
     artifacts: ArtifactStore
-    runtime: ModelRuntime
+    local_runtime: ModelRuntime
+    """Models in this process. Work that needs the estimator itself (replay, the promotion
+    gate, the inference server) uses this one, whatever the serving mode."""
     records: GroupCommitWriter
     metrics: Metrics
     authorizer: Authorizer
@@ -54,6 +63,15 @@ class Container:
     rate_limiter: RateLimiter
     concurrency: ConcurrencyLimiter
     token_verifier: TokenVerifier | None
+    runtime: AnyRuntime = field(init=False)
+    """What the request path scores with: :attr:`local_runtime`, or an inference server's
+    (``OMBUD_SERVING__MODE=remote``)."""
+
+    def __post_init__(self) -> None:
+        serving = self.settings.serving
+        self.runtime = (
+            RemoteRuntime.from_settings(serving) if serving.mode == "remote" else self.local_runtime
+        )
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Container:
@@ -63,7 +81,9 @@ class Container:
         # The record writer gets a pool of its own, so requests holding connections can never
         # starve the commits they are waiting for.
         records_engine = create_engine(settings.database)
-        artifacts = LocalArtifactStore(settings.serving.artifact_dir)
+        # Raises ArtifactTrustError (a startup error) outside dev with no trusted public key.
+        trust = artifact_trust(settings.serving, dev=settings.is_dev)
+        artifacts = build_artifact_store(settings.serving, trust)
         redis_url = settings.redis.url
         metrics = Metrics()
         records = GroupCommitWriter(create_sessionmaker(records_engine), metrics)
@@ -90,11 +110,12 @@ class Container:
             records_engine=records_engine,
             redis=redis,
             artifacts=artifacts,
-            runtime=ModelRuntime(
+            local_runtime=ModelRuntime(
                 artifacts,
                 threads=settings.serving.inference_threads,
                 settings=settings.serving,
                 clock=clock,
+                on_rejected=ArtifactRejectionAudit(records, clock),
             ),
             records=records,
             metrics=metrics,
@@ -123,6 +144,33 @@ class Container:
         )  # fmt: skip
 
     @cached_property
+    def flag_provider(self) -> FlagProvider:
+        """ombud's OpenFeature provider: the flags table, through a snapshot kept ``ttl_s``."""
+        from ombud.flags.provider import FlagProvider, database_loader
+
+        return FlagProvider(
+            database_loader(self.sessions), self.clock, ttl_s=self.settings.flags.ttl_s
+        )
+
+    @cached_property
+    def flags(self) -> OpenFeatureClient:
+        """An OpenFeature client over :attr:`flag_provider`, bound under a domain of this
+        container's own (the SDK's provider registry is process-wide)."""
+        from ombud.flags.provider import open_client
+
+        return open_client(self.flag_provider)
+
+    @cached_property
+    def deployments(self) -> DeploymentTraffic:
+        """The rollouts' routing cache and shadow mirror, shared by the request path's stages."""
+        from ombud.deployments.traffic import DeploymentTraffic
+
+        return DeploymentTraffic.build(
+            self.settings.deployments, sessions=self.sessions, runtime=self.runtime,
+            records=self.records, metrics=self.metrics, clock=self.clock,
+        )  # fmt: skip
+
+    @cached_property
     def api_key_cache(self) -> ApiKeyCache:
         return ApiKeyCache(self.clock, ttl_s=self.settings.security.api_key_cache_ttl_s)
 
@@ -135,9 +183,17 @@ class Container:
         return self.settings.security.api_key_pepper.get_secret_value().encode()
 
     async def aclose(self) -> None:
+        if "deployments" in self.__dict__:
+            await self.deployments.aclose()
         if "llm" in self.__dict__:
             await self.llm.aclose()
+        if "flags" in self.__dict__:
+            from ombud.flags.provider import close_client
+
+            close_client(self.flag_provider)
         await self.runtime.aclose()
+        if self.local_runtime is not self.runtime:
+            await self.local_runtime.aclose()
         await self.records.aclose()
         if self.redis is not None:
             await self.redis.aclose()

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from ombud.config import CryptoSettings, DatabaseSettings, Settings
 from ombud.core.clock import SystemClock
 from ombud.crypto import build_key_manager
+from ombud.serving.signing import generate_key_pair
 from ombud.storage.database import create_engine, create_sessionmaker
 
 OMBUD = [sys.executable, "-m", "ombud"]
@@ -80,7 +81,12 @@ def test_rotate_rewraps_existing_data_keys(env: dict[str, str]) -> None:
 
 
 def test_rotate_outside_dev_needs_an_existing_keyring(env: dict[str, str]) -> None:
-    prod = {**env, "OMBUD_ENV": "prod", "OMBUD_SECURITY__API_KEY_PEPPER": "p" * 40}
+    # Outside dev every process needs a trusted artifact-signing key configured.
+    _, public_key = generate_key_pair(Path(env["OMBUD_SERVING__ARTIFACT_DIR"]).parent / "signing")
+    prod = {
+        **env, "OMBUD_ENV": "prod", "OMBUD_SECURITY__API_KEY_PEPPER": "p" * 40,
+        "OMBUD_SERVING__SIGNING_PUBLIC_KEYS": json.dumps([str(public_key)]),
+    }  # fmt: skip
     assert ombud(prod, "migrate").returncode == 0
 
     result = ombud(prod, "crypto", "rotate")

@@ -19,6 +19,7 @@ from ombud.registry.repository import RegistryRepository
 from ombud.registry.schemas import ArtifactFormat, CardFields, FeatureSpec, ServingConfig
 from ombud.registry.service import RegistryService
 from ombud.storage import migrate
+from tests import promotion_support as churn
 
 
 async def _prepare(settings: Settings) -> tuple[str, str]:
@@ -34,10 +35,12 @@ async def _prepare(settings: Settings) -> tuple[str, str]:
             for name, role in (("author", "data_scientist"), ("approver", "model_approver")):
                 created = await identity.create_api_key(tenant="acme", roles=[role], principal=name)
                 ids.append((await identity.authenticate(created.token)).id)
+            uri, sha256 = churn.store(container.artifacts)
             await RegistryService(RegistryRepository(session), container.clock).register_version(
-                model="churn", artifact_uri="file://churn.skops", sha256="cd" * 32,
+                model="churn", artifact_uri=uri, sha256=sha256,
                 artifact_format=ArtifactFormat.SKOPS,
-                features=[FeatureSpec(name="tenure", type="integer")], serving=ServingConfig(),
+                features=[FeatureSpec(name=churn.FEATURE, type="integer")],
+                serving=ServingConfig(),
                 card=CardFields(intended_use="Retention offers."), actor=ids[0],
             )  # fmt: skip
         return ids[0], ids[1]
@@ -67,6 +70,15 @@ def test_submit_approve_and_print_the_card(tmp_path: Path) -> None:
     code, _, error = ombud("approve", "churn", "1", "--by", author, "--reason", "mine")
     assert code == 1
     assert "needs one of the roles: model_approver" in error
+    code, _, error = ombud("approve", "churn", "1", "--by", approver, "--reason", "checked")
+    assert code == 1
+    assert "no golden dataset" in error
+    golden = tmp_path / "golden.json"
+    golden.write_text(json.dumps(churn.golden_body()), encoding="utf-8")
+    code, out, error = ombud("golden", "churn", str(golden))
+    assert (code, out.split(",")[0]) == (0, f"churn: golden dataset of {churn.GOLDEN_SIZE} rows")
+    code, out, _ = ombud("gate", "churn", "1")
+    assert (code, json.loads(out)["passed"], json.loads(out)["dry_run"]) == (0, True, True)
     code, out, error = ombud("approve", "churn", "1", "--by", approver, "--reason", "checked")
     assert (code, out) == (0, "churn v1: approved\n"), error
     card = json.loads(ombud("card", "churn", "1", "--format", "json")[1])

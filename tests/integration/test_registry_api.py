@@ -14,6 +14,7 @@ from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
 from ombud.registry.repository import RegistryRepository
 from ombud.registry.service import RegistryService
+from tests import promotion_support as churn
 from tests.integration.helpers import audit_for
 
 pytestmark = pytest.mark.anyio
@@ -45,6 +46,8 @@ class People:
     analyst: Person
     both: Person
     """Holds both roles: may submit and approve, but never their own submission."""
+    artifact: tuple[str, str]
+    """A real churn model's (uri, sha256): approvals score it on the golden rows."""
 
 
 @pytest.fixture
@@ -55,6 +58,7 @@ async def people(container: Container) -> People:
         other_approver=await _person(container, "approver-2", "model_approver"),
         analyst=await _person(container, "analyst", "analyst"),
         both=await _person(container, "both", "data_scientist", "model_approver"),
+        artifact=churn.store(container.artifacts),
     )
 
 
@@ -89,12 +93,19 @@ async def _draft(client: httpx.AsyncClient, people: People, by: Person | None = 
             MODELS, json={"name": "churn", "owner": "retention team"}, headers=author.headers
         )
         assert created.status_code == 201, created.text
+    uri, sha256 = people.artifact
     response = await client.post(
-        f"{MODELS}/churn/versions", json=version_body(), headers=author.headers
-    )
+        f"{MODELS}/churn/versions", json=version_body(artifact_uri=uri, sha256=sha256),
+        headers=author.headers,
+    )  # fmt: skip
     assert response.status_code == 201, response.text
     assert response.json()["approval"]["status"] == "draft"
     version: int = response.json()["version"]
+    if (await client.get(f"{MODELS}/churn/golden", headers=author.headers)).status_code == 404:
+        golden = await client.put(
+            f"{MODELS}/churn/golden", json=churn.golden_body(), headers=people.scientist.headers
+        )
+        assert golden.status_code == 200, golden.text
     return version
 
 
@@ -124,7 +135,8 @@ async def test_a_version_goes_from_draft_to_approved_and_each_step_is_audited(
     assert decision["status"] == "approved"
     assert (decision["decided_by"], decision["reason"]) == (people.approver.id, "validated offline")
     assert await _serving(container) == version
-    [event] = await audit_for(container, approved.headers["X-Request-Id"])
+    gate, event = await audit_for(container, approved.headers["X-Request-Id"])
+    assert (gate.action, gate.outcome) == ("registry.promotion_gate", Outcome.SUCCESS)
     assert (event.action, event.resource, event.actor) == (
         "registry.approve", "model:churn:v1", people.approver.id,
     )  # fmt: skip
@@ -135,7 +147,7 @@ async def test_a_version_goes_from_draft_to_approved_and_each_step_is_audited(
     assert submit_event.action == "registry.submit"
 
 
-async def test_approving_a_new_version_deprecates_the_one_serving(
+async def test_approving_a_new_version_keeps_the_earlier_one_approved(
     client: httpx.AsyncClient, container: Container, people: People
 ) -> None:
     first = await _draft(client, people)
@@ -148,14 +160,17 @@ async def test_approving_a_new_version_deprecates_the_one_serving(
     assert approved.status_code == 200
     assert await _serving(container) == second
     old = await client.get(f"{MODELS}/churn/versions/{first}", headers=people.analyst.headers)
-    assert old.json()["approval"]["status"] == "deprecated"
+    assert old.json()["approval"]["status"] == "approved"
     events = await audit_for(container, approved.headers["X-Request-Id"])
     assert {(e.action, e.resource, e.reason) for e in events} == {
+        ("registry.promotion_gate", "model:churn:v2", None),
         ("registry.approve", "model:churn:v2", "better AUC"),
-        ("registry.deprecate", "model:churn:v1", "superseded by v2"),
     }
     model = await client.get(f"{MODELS}/churn", headers=people.analyst.headers)
     assert (model.json()["approved_version"], model.json()["latest_version"]) == (2, 2)
+    deprecated = await _step(client, second, "deprecate", people.approver, "worse in production")
+    assert deprecated.status_code == 200, deprecated.text
+    assert await _serving(container) == first
 
 
 async def test_rejected_versions_are_revised_then_deprecated_after_approval(
@@ -174,7 +189,7 @@ async def test_rejected_versions_are_revised_then_deprecated_after_approval(
         response = await _step(client, version, action, who, reason)
         assert response.status_code == 200, (action, response.text)
         assert response.json()["approval"]["status"] == status
-        [event] = await audit_for(container, response.headers["X-Request-Id"])
+        *_, event = await audit_for(container, response.headers["X-Request-Id"])
         assert event.action == f"registry.{action}"
 
 

@@ -165,7 +165,7 @@ async def test_chains_come_from_configuration_and_bad_ones_are_refused(
 ) -> None:
     default = build_gateway(container).chain("model.predict").stage_names
     assert default[:2] == ["rate_limit.ip", "authenticate"]
-    assert default[-2:] == ["model.record", "policy.after"]
+    assert default[-3:] == ["model.record", "model.shadow", "policy.after"]
     assert set(default) <= set(STAGES)
     for chains, message in (
         ({"model.predict": ["authenticate", "no.such.stage"]}, "unknown stages"),

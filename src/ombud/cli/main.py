@@ -15,9 +15,11 @@ from fastapi import FastAPI
 
 from ombud.app import create_app
 from ombud.cli.apikeys import app as apikeys_app
+from ombud.cli.artifacts import app as artifacts_app
 from ombud.cli.audit import app as audit_app
 from ombud.cli.crypto import app as crypto_app
 from ombud.cli.policy import app as policy_app
+from ombud.cli.predictions import app as predictions_app
 from ombud.cli.providers import app as providers_app
 from ombud.cli.registry import app as registry_app
 from ombud.cli.runtime import load_settings, with_container
@@ -32,10 +34,12 @@ app = typer.Typer(
     help="ombud: a governed AI backend.", no_args_is_help=True, pretty_exceptions_enable=False
 )
 app.add_typer(apikeys_app, name="apikeys")
+app.add_typer(artifacts_app, name="artifacts")
 app.command("worker")(worker)
 app.add_typer(crypto_app, name="crypto")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
+app.add_typer(predictions_app, name="predictions")
 app.add_typer(providers_app, name="providers")
 app.add_typer(registry_app, name="registry")
 
@@ -88,6 +92,25 @@ def demo(host: HostOption = None, port: PortOption = None) -> None:
     typer.echo("  score an applicant:")
     typer.echo(_curl(base, api_key))
     _run_server(create_app(settings), sock, settings)
+
+
+@app.command("inference-server")
+def inference_server(host: HostOption = None, port: PortOption = None) -> None:
+    """Serve the local models to gateways in remote mode (OMBUD_SERVING__MODE=remote)."""
+    from ombud.serving.inference_app import InferenceConfigError, create_inference_app
+
+    settings = load_settings()
+    try:
+        application = create_inference_app(settings)
+    except InferenceConfigError as exc:
+        typer.echo(f"invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    serving = settings.serving
+    sock = _bind(host or serving.inference_host, serving.inference_port if port is None else port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    scheme = "https" if settings.server.tls else "http"
+    typer.echo(f"ombud inference server is listening on {scheme}://{bound_host}:{bound_port}")
+    _run_server(application, sock, settings)
 
 
 def _curl(base: str, api_key: str) -> str:

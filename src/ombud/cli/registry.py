@@ -1,4 +1,4 @@
-"""``ombud registry list|show|submit|approve|reject|card|check``.
+"""``ombud registry list|show|submit|approve|reject|card|check|golden|gate``.
 
 Workflow steps act as a named principal (``--by``, a principal id from the database) and go
 through the same approval service, policy and audit trail as ``/v1/registry``. ``check`` reads
@@ -13,23 +13,32 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ombud.audit.events import AuditEvent, Outcome
 from ombud.cli.runtime import with_container
 from ombud.container import Container
 from ombud.core.errors import NotFound, Problem
+from ombud.core.ids import new_id
 from ombud.identity.principal import Principal, PrincipalKind
 from ombud.identity.tables import PrincipalRow, TenantRow
 from ombud.registry.approvals import ApprovalService
 from ombud.registry.cards import build_card, render_markdown
 from ombud.registry.declared import DeclarationError, load_declared
 from ombud.registry.lifecycle import Action
+from ombud.registry.promotion import build_gate
+from ombud.registry.promotion_repository import PromotionRepository
+from ombud.registry.promotion_schemas import GoldenCreate, GoldenRead, PromotionReport
+from ombud.registry.promotion_service import PromotionService
 from ombud.registry.repository import RegistryRepository
 from ombud.registry.schemas import ModelCard, ModelRead, VersionRead
 from ombud.registry.service import RegistryService
 
 T = TypeVar("T")
 CLI_CREDENTIAL = "cli"
+OPERATOR = "operator"
+"""The actor of operator commands that take no ``--by`` (golden datasets, gate dry runs)."""
 
 app = typer.Typer(
     help="Read the model registry and take versions through review.",
@@ -97,8 +106,9 @@ def _step(name: str, version: int, action: Action, by: str, reason: str | None) 
         async with container.sessions.begin() as session:
             principal = await load_principal(session, by)
             approvals = ApprovalService(
-                session, container.clock, container.records, container.authorizer
-            )
+                session, container.clock, container.records, container.authorizer,
+                gate=build_gate(container),
+            )  # fmt: skip
             return await approvals.transition(principal, name, version, action, reason)
 
     read = _guard(run)
@@ -176,6 +186,65 @@ def check(
         raise typer.Exit(1) from exc
     versions = sum(len(model.versions) for model in models)
     typer.echo(f"ok: {len(models)} models, {versions} versions")
+
+
+@app.command()
+def golden(
+    name: Name,
+    file: Annotated[
+        Path, typer.Argument(help='JSON file: {"rows": [{"features": {...}, "label": 0|1}]}.')
+    ],
+) -> None:
+    """Set a model's golden dataset (the rows every candidate version is judged on)."""
+    try:
+        body = GoldenCreate.model_validate_json(file.read_bytes())
+    except (OSError, ValidationError) as exc:
+        typer.echo(f"error: {file}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+    async def run(container: Container) -> GoldenRead:
+        async with container.sessions.begin() as session:
+            promotion = _promotion(container, session)
+            prepared = await promotion.prepare_golden(name, body, actor=OPERATOR)
+            await container.records.write([_operator_event(container, name, prepared)])
+            return await promotion.save_golden(prepared)
+
+    stored = _guard(run)
+    typer.echo(f"{name}: golden dataset of {stored.rows} rows, sha256 {stored.sha256}")
+
+
+@app.command()
+def gate(name: Name, version: Version) -> None:
+    """Run the promotion gate on a version without approving it; print the report as JSON.
+
+    Exits 0 when the version passes, 2 when it does not.
+    """
+
+    async def run(container: Container) -> PromotionReport:
+        async with container.sessions.begin() as session:
+            return await build_gate(container).evaluate(
+                session, OPERATOR, name, version, dry_run=True
+            )
+
+    report = _guard(run)
+    typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+    if not report.passed:
+        raise typer.Exit(2)
+
+
+def _promotion(container: Container, session: AsyncSession) -> PromotionService:
+    return PromotionService(
+        PromotionRepository(session), RegistryRepository(session), container.artifacts,
+        container.clock,
+    )  # fmt: skip
+
+
+def _operator_event(container: Container, name: str, golden: GoldenRead) -> AuditEvent:
+    return AuditEvent(
+        event_id=new_id("evt"), occurred_at=container.clock.now(), actor=OPERATOR,
+        action="registry.golden.put", resource=f"model:{name}", outcome=Outcome.SUCCESS,
+        detail={"sha256": golden.sha256, "rows": golden.rows},
+    )  # fmt: skip
 
 
 def _guard(work: Callable[[Container], Awaitable[T]]) -> T:

@@ -16,9 +16,11 @@ import typer
 from ombud.cli.runtime import load_settings
 from ombud.config import Settings
 from ombud.container import Container
+from ombud.deployments.wiring import deployment_jobs
 from ombud.jobs.catalog import default_registry
 from ombud.jobs.worker import build_worker
 from ombud.observability.logging import configure_logging
+from ombud.outcomes.wiring import kpi_jobs
 from ombud.review.wiring import review_jobs
 
 
@@ -38,7 +40,11 @@ async def _work(settings: Settings) -> None:
             clock=container.clock,
             settings=settings.jobs,
             metrics=container.metrics,
-            registry=default_registry(review=review_jobs(container)),
+            registry=default_registry(
+                review=review_jobs(container),
+                deployments=deployment_jobs(container),
+                outcomes=kpi_jobs(container),
+            ),
         )
         stop = anyio.Event()
         async with anyio.create_task_group() as group:

@@ -80,6 +80,13 @@ class PolicyDenied(Forbidden):
     title = "Denied by policy"
 
 
+class FeatureDisabled(Forbidden):
+    """A feature flag (``ai.<route>`` or ``ai.<route>.<target>``) is off for this caller."""
+
+    kind = "feature_disabled"
+    title = "Feature turned off"
+
+
 class NotFound(Problem):
     kind = "not_found"
     status = 404
@@ -103,6 +110,14 @@ class Conflict(Problem):
     title = "Conflicts with the current state"
 
 
+class PromotionRefused(Conflict):
+    """A version may not be approved: it failed the promotion gate, or there is no gate to pass
+    (the model has no golden dataset)."""
+
+    kind = "promotion_refused"
+    title = "Refused by the promotion gate"
+
+
 class RequestTimeout(Problem):
     kind = "request_timeout"
     status = 408
@@ -119,6 +134,14 @@ class MethodNotAllowed(Problem):
     kind = "method_not_allowed"
     status = 405
     title = "Method not allowed"
+
+
+class SubjectErased(Problem):
+    """The data belonged to a subject who was erased: its key is destroyed, for good."""
+
+    kind = "subject_erased"
+    status = 410
+    title = "Erased with its subject"
 
 
 class PayloadTooLarge(Problem):
@@ -139,6 +162,14 @@ class UpstreamFailed(Problem):
     kind = "upstream_error"
     status = 502
     title = "Upstream provider failed"
+
+
+class ModelFailed(Problem):
+    """The model raised on input that passed validation: a fault of the model, not the caller."""
+
+    kind = "model_error"
+    status = 500
+    title = "The model failed"
 
 
 class GatewayTimeout(Problem):

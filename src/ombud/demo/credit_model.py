@@ -8,7 +8,7 @@ attributes: recorded for fairness monitoring, never given to the estimator.
 from __future__ import annotations
 
 import io
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import skops.io
@@ -54,6 +54,41 @@ def serving_config() -> ServingConfig:
         positive_decision="decline",
         negative_decision="approve",
     )
+
+
+def explaining_serving_config() -> ServingConfig:
+    """:func:`serving_config` with per-prediction explanations on: credit scoring is high-impact."""
+    return serving_config().model_copy(
+        update={"explain": True, "explanation_background": explanation_background()}
+    )
+
+
+def explanation_background(size: int = 100, random_state: int = 7) -> list[dict[str, Any]]:
+    """``size`` training rows (inputs only), the same on every run: the explanations' baseline.
+
+    The split repeats :func:`train`'s, so no held-out row is used; its training rows come in a
+    shuffled order, so the first ``size`` are a random sample of them.
+    """
+    data = load()
+    indices = np.arange(len(data.rows))
+    train_indices, _ = train_test_split(
+        indices, test_size=0.2, random_state=random_state, stratify=np.array(data.labels)
+    )
+    return [{name: data.rows[i][name] for name in INPUTS} for i in train_indices[:size]]
+
+
+def golden_rows(random_state: int = 7) -> list[dict[str, Any]]:
+    """The held-out 20% (200 rows) of :func:`train`'s split, inputs and true label, as the
+    promotion gate's golden dataset: ``{"features": {...}, "label": 0|1}`` per row."""
+    data = load()
+    indices = np.arange(len(data.rows))
+    _, test_indices = train_test_split(
+        indices, test_size=0.2, random_state=random_state, stratify=np.array(data.labels)
+    )
+    return [
+        {"features": {name: data.rows[i][name] for name in INPUTS}, "label": data.labels[i]}
+        for i in test_indices
+    ]
 
 
 def train(random_state: int = 7) -> tuple[Pipeline, dict[str, float]]:

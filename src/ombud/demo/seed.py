@@ -5,11 +5,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import anyio.to_thread
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from ombud.container import Container
-from ombud.core.errors import ModelNotFound
+from ombud.core.errors import ModelNotFound, NotFound
 from ombud.demo import credit_model
 from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
+from ombud.registry.promotion_repository import PromotionRepository
+from ombud.registry.promotion_schemas import GoldenCreate
+from ombud.registry.promotion_service import PromotionService
 from ombud.registry.repository import RegistryRepository
 from ombud.registry.schemas import (
     ArtifactFormat,
@@ -29,6 +35,7 @@ DEMO_KEY_NAME = "demo key"
 SYSTEM_PRINCIPAL = "system"
 """Who registers, submits and approves the demo version: the operator's seed, not a person."""
 DEMO_DATASET = "uci-statlog-german-credit"
+GOLDEN_DESCRIPTION = "The held-out 20% (200 applications) of the UCI German credit data."
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ async def seed_demo(container: Container) -> DemoSeed:
             IdentityRepository(session), container.api_key_pepper, container.clock
         )
         model = await _ensure_model(container, registry)
+        await _ensure_golden(container, session)
         for key in await identity.list_api_keys(DEMO_TENANT):
             if key.name == DEMO_KEY_NAME and key.revoked_at is None:
                 await identity.revoke_api_key(key.id)
@@ -57,13 +65,18 @@ async def seed_demo(container: Container) -> DemoSeed:
 async def _ensure_model(container: Container, registry: RegistryService) -> ModelVersion:
     try:
         version = await registry.serving_version(credit_model.MODEL_NAME)
-        container.artifacts.read_verified(version.artifact_uri, version.sha256)
+        # Off the loop: reading verifies the digest and the signature (hashing, ECDSA).
+        await anyio.to_thread.run_sync(
+            container.artifacts.read_verified, version.artifact_uri, version.sha256
+        )
     except (ModelNotFound, ArtifactIntegrityError) as exc:
         log.info("training the demo model (%s)", exc)
     else:
         return version
     pipeline, metrics = credit_model.train()
-    stored = container.artifacts.put(credit_model.to_skops(pipeline), "skops")
+    stored = await anyio.to_thread.run_sync(
+        container.artifacts.put, credit_model.to_skops(pipeline), "skops"
+    )
     log.info("trained %s: %s", credit_model.MODEL_NAME, metrics)
     return await registry.register_version(
         model=credit_model.MODEL_NAME,
@@ -71,13 +84,31 @@ async def _ensure_model(container: Container, registry: RegistryService) -> Mode
         sha256=stored.sha256,
         artifact_format=ArtifactFormat.SKOPS,
         features=credit_model.feature_specs(),
-        serving=credit_model.serving_config(),
+        serving=credit_model.explaining_serving_config(),
         status=VersionStatus.APPROVED,
         description="Demo credit-risk classifier (logistic regression, UCI German credit).",
         owner="ombud demo",
         card=_card(metrics),
         actor=SYSTEM_PRINCIPAL,
     )
+
+
+async def _ensure_golden(container: Container, session: AsyncSession) -> None:
+    """Register the held-out split as the golden dataset, once, so a v2 can pass the gate."""
+    promotion = PromotionService(
+        PromotionRepository(session), RegistryRepository(session), container.artifacts,
+        container.clock,
+    )  # fmt: skip
+    try:
+        await promotion.golden(credit_model.MODEL_NAME)
+    except NotFound:
+        body = GoldenCreate.model_validate(
+            {"rows": credit_model.golden_rows(), "description": GOLDEN_DESCRIPTION}
+        )
+        prepared = await promotion.prepare_golden(
+            credit_model.MODEL_NAME, body, actor=SYSTEM_PRINCIPAL
+        )
+        await promotion.save_golden(prepared)
 
 
 def _card(metrics: dict[str, float]) -> CardFields:

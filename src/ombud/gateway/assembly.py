@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from ombud.container import Container
+from ombud.deployments.shadow import MirrorToCandidate
+from ombud.flags.stage import FeatureGate
 from ombud.gateway.chain import Chain
 from ombud.gateway.outcome_records import OutcomeRecorder
 from ombud.gateway.stage import Stage
@@ -24,6 +26,7 @@ from ombud.policy.stages import PolicyAfter, PolicyBefore
 from ombud.ratelimit import DefaultQuotas
 from ombud.review.call_opener import CallReviewOpener
 from ombud.review.wiring import review_opener
+from ombud.serving.explain_stage import ExplainPrediction
 from ombud.serving.stages import InvokeModel, RecordPrediction, ResolveModel, ValidateFeatures
 
 StageFactory = Callable[[Container], Stage]
@@ -46,12 +49,21 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
         "policy.after": lambda c: PolicyAfter(c.policy, _reviews(c)),
         "guards.output": lambda c: OutputGuard(c.settings.guards),
         "authorize": lambda c: AuthorizeCall(c.authorizer),
+        "feature.flag": lambda c: FeatureGate(c.flags),
         "model.resolve": lambda c: ResolveModel(
-            c.sessions, c.runtime, c.clock, c.settings.serving.version_cache_ttl_s
+            c.sessions,
+            c.runtime,
+            c.clock,
+            c.settings.serving.version_cache_ttl_s,
+            deployments=c.deployments.routing,
+            records=c.records,
+            metrics=c.metrics,
         ),
         "model.validate": lambda c: ValidateFeatures(c.runtime),
         "model.invoke": lambda c: InvokeModel(c.runtime, c.clock),
+        "model.explain": lambda c: ExplainPrediction(c.runtime),
         "model.record": lambda c: RecordPrediction(c.records, c.clock, c.keys),
+        "model.shadow": lambda c: MirrorToCandidate(c.deployments.routing, c.deployments.shadow),
         "llm.parse": lambda c: llm_stages.ParseRequest(c.settings.llm),
         "rate_limit.tokens": lambda c: llm_stages.TokenRateLimit(c.rate_limiter, c.settings.llm),
         "llm.route": lambda c: llm_stages.RouteCall(c.llm),
@@ -66,7 +78,8 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
 
 _LLM_CHAT = (
     "rate_limit.ip", "authenticate", "llm.parse", "rate_limit", "concurrency", "context",
-    "authorize", "rate_limit.tokens", "guards.input", "policy.before", "llm.route", "llm.budget",
+    "authorize", "feature.flag",
+    "rate_limit.tokens", "guards.input", "policy.before", "llm.route", "llm.budget",
     "llm.cache", "llm.invoke", "guards.output", "policy.after", "llm.record",
 )  # fmt: skip
 
@@ -74,14 +87,16 @@ DEFAULT_CHAINS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "model.predict": (
             "rate_limit.ip", "authenticate", "rate_limit", "concurrency", "context", "authorize",
-            "model.resolve", "policy.before", "model.validate", "model.invoke", "model.record",
-            "policy.after",
+            "feature.flag",
+            "model.resolve", "policy.before", "model.validate", "model.invoke", "model.explain",
+            "model.record", "model.shadow", "policy.after",
         ),
         "llm.chat": _LLM_CHAT,
         "llm.messages": _LLM_CHAT,
         "llm.embeddings": (
             "rate_limit.ip", "authenticate", "llm.parse", "rate_limit", "concurrency", "context",
-            "authorize", "rate_limit.tokens", "guards.input", "policy.before", "llm.route",
+            "authorize", "feature.flag",
+            "rate_limit.tokens", "guards.input", "policy.before", "llm.route",
             "llm.budget", "llm.cache", "llm.invoke", "llm.record",
         ),
     }

@@ -22,6 +22,8 @@ from ombud.jobs.registry import JobContext, JobRegistry
 from ombud.jobs.repository import JobRepository
 
 if TYPE_CHECKING:
+    from ombud.deployments.monitor import DeploymentJobs
+    from ombud.outcomes.jobs import KpiJobs
     from ombud.review.jobs import ReviewJobs
 
 log = logging.getLogger(__name__)
@@ -58,12 +60,21 @@ def retention_days(payload: Mapping[str, object]) -> int:
     return days
 
 
-def default_registry(*, review: ReviewJobs | None = None) -> JobRegistry:
+def default_registry(
+    *,
+    review: ReviewJobs | None = None,
+    deployments: DeploymentJobs | None = None,
+    outcomes: KpiJobs | None = None,
+) -> JobRegistry:
     """Every built-in job kind with its handler, and the default schedules.
 
     Args:
         review: The review domain's handlers (``review.webhook``, ``review.escalate``), which
             need the container's services; build them with ``ombud.review.wiring.review_jobs``.
+        deployments: The rollback monitor (``deployments.monitor``, every minute); build it
+            with ``ombud.deployments.wiring.deployment_jobs``.
+        outcomes: The KPI gauge refresh (``outcomes.kpis``, every five minutes); build it
+            with ``ombud.outcomes.wiring.kpi_jobs``.
     """
     registry = JobRegistry()
     registry.register(PRUNE, prune_jobs)
@@ -74,4 +85,8 @@ def default_registry(*, review: ReviewJobs | None = None) -> JobRegistry:
     registry.schedule(CHECKPOINT_SCHEDULE, CHECKPOINT_JOB, CHECKPOINT_CRON)
     if review is not None:
         review.register(registry)
+    if deployments is not None:
+        deployments.register(registry)
+    if outcomes is not None:
+        outcomes.register(registry)
     return registry

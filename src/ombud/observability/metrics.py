@@ -194,6 +194,51 @@ class Metrics:
             registry=r,
         )
 
+        # Rollouts (/v1/deployments).
+        self.deployment_routed = Counter(
+            "ombud_deployment_routed_total",
+            "Calls routed by an active deployment, by model and arm (stable, canary, a, b).",
+            ["model", "arm"],
+            registry=r,
+        )
+        self.deployment_rollbacks = Counter(
+            "ombud_deployment_rollbacks_total",
+            "Deployments rolled back, by model and reason (manual, or the first guard breached: "
+            "error_rate, p99_latency, score_psi).",
+            ["model", "reason"],
+            registry=r,
+        )
+        self.shadow_mirrors = Counter(
+            "ombud_shadow_mirrors_total",
+            "Mirrored calls of shadow deployments by model and outcome (compared, error, "
+            "dropped: the shadow queue was full).",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.shadow_score_diff = Histogram(
+            "ombud_shadow_score_diff",
+            "Absolute difference between the candidate's and the stable version's score.",
+            ["model"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0),
+            registry=r,
+        )
+
+        # Outcomes (ground truth) and the KPIs they reveal.
+        self.outcomes_received = Counter(
+            "ombud_outcomes_received_total",
+            "Outcomes posted, by model and result (recorded, unchanged: a repeat, corrected).",
+            ["model", "result"],
+            registry=r,
+        )
+        self.model_kpi = Gauge(
+            "ombud_model_kpi",
+            "A model version's KPI over a trailing window, all tenants, as of the last "
+            "outcomes.kpis run in this process (auc, precision, recall, f1, brier, ece, "
+            "predictions, labelled, positives, label_coverage; absent when undefined).",
+            ["model", "version", "kpi", "window"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         """The text exposition format, for ``/metrics``."""
         return generate_latest(self.registry)

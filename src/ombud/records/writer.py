@@ -22,17 +22,28 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ombud.audit.events import AuditEvent
 from ombud.audit.repository import AuditRepository
 from ombud.core.errors import RecordsUnavailable
+from ombud.deployments.records import DeploymentFailure, ShadowResult
+from ombud.deployments.repository import DeploymentRepository
 from ombud.llm.usage.records import UsageRecord
 from ombud.llm.usage.repository import UsageRepository
 from ombud.observability.metrics import Metrics
 from ombud.policy.decision import PolicyDecision
 from ombud.policy.log import PolicyDecisionRepository
+from ombud.predictions.explanations import ExplanationRecord, ExplanationRepository
 from ombud.predictions.records import PredictionRecord
 from ombud.predictions.repository import PredictionRepository
 
 log = logging.getLogger(__name__)
 
-Record = AuditEvent | PredictionRecord | PolicyDecision | UsageRecord
+Record = (
+    AuditEvent
+    | PredictionRecord
+    | PolicyDecision
+    | UsageRecord
+    | ExplanationRecord
+    | ShadowResult
+    | DeploymentFailure
+)
 _Entry = tuple[list[Record], "asyncio.Future[None]"]
 
 
@@ -54,13 +65,21 @@ async def commit_records(
     events = [r for r in records if isinstance(r, AuditEvent)]
     decisions = [r for r in records if isinstance(r, PolicyDecision)]
     usage = [r for r in records if isinstance(r, UsageRecord)]
+    explanations = [r for r in records if isinstance(r, ExplanationRecord)]
+    shadow = [r for r in records if isinstance(r, ShadowResult)]
+    failures = [r for r in records if isinstance(r, DeploymentFailure)]
     async with sessions.begin() as session:
         # Predictions first: an audit event may reference the prediction it records.
         await PredictionRepository(session).add(predictions)
+        if explanations:  # after their predictions, which they reference
+            await ExplanationRepository(session).add(explanations)
         if decisions:
             await PolicyDecisionRepository(session).add_many(decisions)
         if usage:
             await UsageRepository(session).add(usage)
+        if shadow or failures:
+            await DeploymentRepository(session).add_shadow_results(shadow)
+            await DeploymentRepository(session).add_failures(failures)
         links = await AuditRepository(session).append(events)
     return links[-1].seq if links else None
 

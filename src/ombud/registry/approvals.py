@@ -4,8 +4,9 @@ One method, :meth:`ApprovalService.transition`, takes every step, whether asked 
 the CLI: it authorizes the principal (the action's permission, then, for approve and reject, the
 policy rule that nobody decides on their own submission), checks the state machine
 (:mod:`ombud.registry.lifecycle`), writes the audit events, then applies the change and appends
-it to the version's history. Approving a version deprecates the model's previously approved one,
-so exactly one version serves a model name.
+it to the version's history. Several versions of a model may be approved at once: approving one
+deprecates nothing (deprecation is its own, explicit step), and without an active deployment the
+newest approved version serves. A version an active deployment routes to cannot be deprecated.
 """
 
 from __future__ import annotations
@@ -15,16 +16,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ombud.audit.events import AuditEvent, Outcome
 from ombud.authz import Authorizer, Resource
 from ombud.core.clock import Clock
-from ombud.core.errors import FieldError, Forbidden, InvalidRequest, PolicyDenied, Problem
+from ombud.core.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidRequest,
+    PolicyDenied,
+    Problem,
+)
 from ombud.core.ids import new_id
+from ombud.deployments.repository import DeploymentRepository
 from ombud.identity.principal import Principal
 from ombud.records.writer import RecordWriter
 from ombud.registry._views import resource_name, version_read
 from ombud.registry.lifecycle import DECISIONS, Action, next_status, permission
+from ombud.registry.promotion import PromotionGate
 from ombud.registry.repository import RegistryRepository
 from ombud.registry.schemas import VersionRead, VersionStatus
-from ombud.registry.service import RegistryService, superseded_reason
-from ombud.registry.tables import ModelVersionRow, RegisteredModelRow
+from ombud.registry.service import RegistryService
+from ombud.registry.tables import ModelVersionRow
 
 RESOURCE_KIND = "model_version"
 
@@ -37,12 +47,23 @@ class ApprovalService:
         clock: Time of submissions, decisions and history entries.
         records: Where audit events go (the group-commit record writer).
         authorizer: Decides who may take which step.
+        gate: The promotion gate every approval must pass first (no bypass: a model without a
+            golden dataset cannot be approved).
     """
 
     def __init__(
-        self, session: AsyncSession, clock: Clock, records: RecordWriter, authorizer: Authorizer
+        self,
+        session: AsyncSession,
+        clock: Clock,
+        records: RecordWriter,
+        authorizer: Authorizer,
+        *,
+        gate: PromotionGate,
     ) -> None:
+        self._session = session
+        self._gate = gate
         self._registry = RegistryService(RegistryRepository(session), clock)
+        self._deployments = DeploymentRepository(session)
         self._clock = clock
         self._records = records
         self._authorizer = authorizer
@@ -65,6 +86,8 @@ class ApprovalService:
             PolicyDenied: a decision on the principal's own submission.
             Conflict: the step is not allowed from the version's status.
             InvalidRequest: a rejection without a reason.
+            PromotionRefused: an approval whose candidate fails the promotion gate, or of a
+                model without a golden dataset (a computed report is stored either way).
         """
         resource = resource_name(model, version)
         try:
@@ -72,24 +95,20 @@ class ApprovalService:
             self._authorize(principal, action, row, resource)
             target = next_status(VersionStatus(row.status), action)
             _require_reason(action, reason)
-            superseded = await self._superseded(model_row, row, action)
+            if action is Action.APPROVE:
+                await self._gate.require_pass(
+                    self._session, principal.id, model, version,
+                    tenant_id=principal.tenant_id, request_id=request_id,
+                )  # fmt: skip
+            await self._check_unused(row, action)
         except Problem as exc:
             await self._refused(principal, action, resource, reason, request_id, exc)
             raise
         # Audited before anything is written: the record writer commits on connections of its
         # own and must not wait on a write lock this unit of work holds (SQLite has one writer).
         events = [self._event(principal, action, resource, reason, request_id, row.status, target)]
-        events += [
-            self._event(
-                principal, Action.DEPRECATE, resource_name(model, old.version),
-                superseded_reason(version), request_id, old.status, VersionStatus.DEPRECATED,
-            )
-            for old in superseded
-        ]  # fmt: skip
         await self._records.write(events)
         await self._apply(principal, row, action, target, reason)
-        for old in superseded:
-            await self._registry.supersede(old, actor=principal.id, by_version=version)
         return version_read(model_row, row)
 
     def _authorize(
@@ -107,12 +126,16 @@ class ApprovalService:
             # The role allowed the step; a policy rule about this version refused it.
             raise PolicyDenied(detail=exc.detail) from exc
 
-    async def _superseded(
-        self, model: RegisteredModelRow, row: ModelVersionRow, action: Action
-    ) -> list[ModelVersionRow]:
-        if action is not Action.APPROVE:
-            return []
-        return [old for old in await self._registry.approved_rows(model.id) if old.id != row.id]
+    async def _check_unused(self, row: ModelVersionRow, action: Action) -> None:
+        """A version an active deployment routes to stays approved until the rollout ends."""
+        if action is not Action.DEPRECATE:
+            return
+        deployment = await self._deployments.active_using(row.id)
+        if deployment is not None:
+            raise Conflict(
+                detail=f"v{row.version} is used by the active deployment {deployment}; "
+                "promote, roll back or complete it first"
+            )
 
     async def _apply(
         self,

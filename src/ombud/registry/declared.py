@@ -16,11 +16,15 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ombud.core.errors import InvalidRequest
+from ombud.deployments.schemas import DeploymentCreate
+from ombud.registry.golden import check_rows
+from ombud.registry.promotion_schemas import GoldenCreate, PromotionPolicy
 from ombud.registry.schemas import (
     ArtifactFormat,
     CardFields,
@@ -61,10 +65,21 @@ class DeclaredVersion(CardFields):
     serving: ServingConfig = Field(default_factory=ServingConfig)
 
 
+class DeclaredPromotion(PromotionPolicy):
+    """The model's promotion gate: its thresholds and, optionally, its golden dataset (a JSON
+    file of ``{"rows": [{"features", "label"}]}``, relative to the model file)."""
+
+    golden: str | None = Field(default=None, min_length=1)
+
+
 class DeclaredModel(ModelCreate):
     """A model file: the registry's model fields plus the versions it declares."""
 
     versions: list[DeclaredVersion] = Field(min_length=1)
+    promotion: DeclaredPromotion | None = None
+    deployment: dict[str, Any] | None = None
+    """The model's rollout as ``POST /v1/deployments`` takes it, without ``model`` (the file's
+    own); checked with :class:`~ombud.deployments.schemas.DeploymentCreate`."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +169,57 @@ def _load_file(file: Path) -> tuple[DeclaredModel | None, list[DeclarationProble
                 )
             )
         problems += _check_artifact(file, f"versions[{i}].artifact", version.artifact)
+    problems += _check_golden(file, model)
+    problems += _check_deployment(file, model)
     return model, problems
+
+
+def _check_deployment(file: Path, model: DeclaredModel) -> list[DeclarationProblem]:
+    """The declared rollout must be a valid deployment of two versions this file declares."""
+    if model.deployment is None:
+        return []
+    if "model" in model.deployment:
+        return [DeclarationProblem(file, "deployment.model", "the model is the file's own")]
+    try:
+        rollout = DeploymentCreate.model_validate({**model.deployment, "model": model.name})
+    except ValidationError as exc:
+        return [
+            DeclarationProblem(file, _location(("deployment", *e["loc"])), e["msg"])
+            for e in exc.errors()
+        ]
+    declared = {v.version for v in model.versions}
+    return [
+        DeclarationProblem(file, f"deployment.{field}", f"version {number} is not declared here")
+        for field, number in (
+            ("stable_version", rollout.stable_version),
+            ("candidate_version", rollout.candidate_version),
+        )
+        if number not in declared
+    ]
+
+
+def _check_golden(file: Path, model: DeclaredModel) -> list[DeclarationProblem]:
+    """The golden file must exist, parse, and fit the newest declared version's inputs."""
+    if model.promotion is None or model.promotion.golden is None:
+        return []
+    where, target = "promotion.golden", file.parent / model.promotion.golden
+    if not target.is_file():
+        return [DeclarationProblem(file, where, f"no golden dataset at {target}")]
+    try:
+        body = GoldenCreate.model_validate_json(target.read_bytes())
+        newest = max(model.versions, key=lambda v: v.version)
+        check_rows(model.name, newest.features, body.rows)
+    except ValidationError as exc:
+        return [
+            DeclarationProblem(file, where, f"{target.name}: {_location(e['loc'])}: {e['msg']}")
+            for e in exc.errors()
+        ]
+    except InvalidRequest as exc:
+        return [
+            DeclarationProblem(file, where, f"{target.name}: {_location(e.loc[1:])}: {e.msg}")
+            for e in exc.errors
+        ]
+    return []
 
 
 def _check_artifact(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 
 from ombud.api.access import record_access
@@ -24,6 +25,7 @@ from ombud.registry._views import resource_name
 from ombud.registry.approvals import ApprovalService
 from ombud.registry.cards import build_card, render_markdown
 from ombud.registry.lifecycle import READ, WRITE, Action
+from ombud.registry.promotion import build_gate
 from ombud.registry.repository import RegistryRepository
 from ombud.registry.schemas import (
     MODEL_NAME_PATTERN,
@@ -36,6 +38,7 @@ from ombud.registry.schemas import (
     VersionRead,
 )
 from ombud.registry.service import RegistryService
+from ombud.serving.explain import verify_explainable
 
 router = APIRouter(prefix="/v1/registry/models", tags=["registry"])
 
@@ -55,7 +58,10 @@ def get_registry(container: ContainerDep, session: SessionDep) -> RegistryServic
 
 
 def get_approvals(container: ContainerDep, session: SessionDep) -> ApprovalService:
-    return ApprovalService(session, container.clock, container.records, container.authorizer)
+    return ApprovalService(
+        session, container.clock, container.records, container.authorizer,
+        gate=build_gate(container),
+    )  # fmt: skip
 
 
 RegistryDep = Annotated[RegistryService, Depends(get_registry)]
@@ -143,6 +149,10 @@ async def create_version(
     """A new draft version: artifact reference and digest, input contract, model card."""
     container.authorizer.authorize(principal, WRITE, Resource(kind="registry"))
     await registry.model_row(name)
+    if body.serving_config.explain:
+        # A high-impact version must be able to explain each prediction: load it now, not at
+        # its first call, and refuse (422) what could not.
+        await anyio.to_thread.run_sync(verify_explainable, container.artifacts, body)
     detail = {"sha256": body.sha256, "format": body.format.value}
     await record_access(
         container, request, principal, "registry.version.create", f"model:{name}", detail=detail
@@ -232,8 +242,10 @@ async def approve_version(
     principal: PrincipalDep,
     approvals: ApprovalsDep,
 ) -> VersionRead:
-    """Approve a version under review; it serves the model name from now on, and the version
-    that served before it is deprecated."""
+    """Approve a version under review, after the promotion gate on the model's golden dataset.
+
+    Without an active rollout the newest approved version serves the model name; earlier
+    approved versions stay approved (a rollout may serve them) until deprecated."""
     return await _step(approvals, request, principal, name, version, Action.APPROVE, body.reason)
 
 
@@ -265,7 +277,8 @@ async def deprecate_version(
     principal: PrincipalDep,
     approvals: ApprovalsDep,
 ) -> VersionRead:
-    """Retire an approved version; the model name stops serving until another is approved."""
+    """Retire an approved version: it never serves again (409 while a rollout uses it); the
+    newest remaining approved version, if any, serves the model name."""
     return await _step(approvals, request, principal, name, version, Action.DEPRECATE, body.reason)
 
 

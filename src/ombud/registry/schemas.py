@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class VersionStatus(StrEnum):
@@ -52,6 +52,10 @@ class ServingConfig(BaseModel):
     negative_decision: str = "approve"
     tier: Literal["standard", "premium"] = "standard"
     """Which tenants may call the model: policy restricts premium models to premium tenants."""
+    explain: bool = False
+    """Explain every prediction (SHAP contributions, recorded with it): for high-impact models."""
+    explanation_background: list[dict[str, Any]] | None = Field(default=None, max_length=100)
+    """Input rows a linear model's explanations are measured against (at most 100)."""
 
 
 class ModelVersion(BaseModel):
@@ -140,6 +144,32 @@ class VersionCreate(CardFields):
     format: ArtifactFormat
     input_schema: list[FeatureSpec] = Field(min_length=1, max_length=500)
     serving_config: ServingConfig = Field(default_factory=ServingConfig)
+
+    @model_validator(mode="after")
+    def _background_matches_inputs(self) -> Self:
+        """Background rows are model inputs: each must pass the version's own input contract."""
+        rows = self.serving_config.explanation_background or []
+        if rows:
+            check_background(rows, self.input_schema)
+        return self
+
+
+def check_background(rows: list[dict[str, Any]], specs: list[FeatureSpec]) -> None:
+    """Raise ``ValueError`` naming the first background row that the input features refuse.
+
+    Only ``input`` features may appear: protected attributes never reach the estimator.
+    """
+    from ombud.serving.features import build_validator  # deferred: serving imports this module
+
+    validator = build_validator("background", [s for s in specs if s.role == "input"])
+    for index, row in enumerate(rows):
+        try:
+            validator.model_validate(row)
+        except ValidationError as exc:
+            fields = ", ".join(sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}))
+            raise ValueError(
+                f"explanation_background[{index}] does not match the input features: {fields}"
+            ) from None
 
 
 class Approval(BaseModel):

@@ -31,11 +31,6 @@ from ombud.registry.schemas import (
 from ombud.registry.tables import ModelVersionEventRow, ModelVersionRow, RegisteredModelRow
 
 REGISTER = "register"
-SUPERSEDE = "supersede"
-
-
-def superseded_reason(by_version: int) -> str:
-    return f"superseded by v{by_version}"
 
 
 class RegistryService:
@@ -102,8 +97,8 @@ class RegistryService:
         """Add the next version of ``model`` (registering the model on first use).
 
         This is the operator's bootstrap path (the demo seed, imports): ``status`` is set as
-        given, recorded as decided by ``actor``, and an ``approved`` version supersedes the
-        model's earlier approved one. Requests use :meth:`create_version` and the approval
+        given and recorded as decided by ``actor``; earlier approved versions stay approved
+        (deprecation is explicit). Requests use :meth:`create_version` and the approval
         workflow instead.
         """
         model_row = await self._repo.model_by_name(model)
@@ -121,18 +116,22 @@ class RegistryService:
                 row.decided_by, row.decided_at = actor, now
                 row.decision_reason = "registered by the operator"
             await self._repo.flush()
-        if status is VersionStatus.APPROVED:
-            for earlier in await self._repo.with_status(model_row.id, VersionStatus.APPROVED):
-                if earlier.id != row.id:
-                    await self.supersede(earlier, actor=actor, by_version=row.version)
         return serving_view(model_row, row)
 
     async def serving_version(self, model: str) -> ModelVersion:
-        """The newest approved version of ``model``; unknown or unapproved models are not found."""
+        """The newest approved version of ``model``; unknown or unapproved models are not found.
+
+        This is what serves the model when no deployment is active for it (an active deployment
+        routes each call to its stable or candidate version instead).
+        """
         found = await self._repo.latest_with_status(model, VersionStatus.APPROVED)
         if found is None:
             raise ModelNotFound(detail=f"no approved model named {model!r}")
         return serving_view(*found)
+
+    async def version_view(self, name: str, version: int) -> ModelVersion:
+        """``name`` v``version`` as the serving layer needs it, whatever its status."""
+        return serving_view(*await self.version_rows(name, version))
 
     async def model_row(self, name: str) -> RegisteredModelRow:
         row = await self._repo.model_by_name(name)
@@ -169,13 +168,6 @@ class RegistryService:
             raise Conflict(detail="the version changed meanwhile; read it again")
         await self._repo.refresh(row)
         await self._append(row, action, before, to, actor, reason)
-
-    async def supersede(self, row: ModelVersionRow, *, actor: str, by_version: int) -> None:
-        """Deprecate an approved version because another one now serves the model."""
-        await self.move(
-            row, action=SUPERSEDE, to=VersionStatus.DEPRECATED, actor=actor,
-            reason=superseded_reason(by_version),
-        )  # fmt: skip
 
     async def _new_model(self, name: str, description: str, owner: str) -> RegisteredModelRow:
         row = RegisteredModelRow(

@@ -23,7 +23,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -33,7 +33,10 @@ from ombud.core.errors import ModelUnavailable, Overloaded
 
 log = logging.getLogger(__name__)
 
-ScoreMany = Callable[[list[dict[str, Any]]], Sequence[float]]
+T = TypeVar("T")
+
+RunMany = Callable[[list[dict[str, Any]]], Sequence[T]]
+"""A blocking, vectorized function of a batch of rows: one result per row, in order."""
 
 RETRY_AFTER_S = 1
 """Shedding is about the next few milliseconds of load; a client may retry after a second."""
@@ -56,19 +59,20 @@ class BatchLimits:
 
 
 @dataclass(eq=False, slots=True)
-class _Pending:
+class _Pending(Generic[T]):
     row: dict[str, Any]
     enqueued_at: float
-    future: asyncio.Future[float]
+    future: asyncio.Future[T]
 
 
-class MicroBatcher:
+class MicroBatcher(Generic[T]):
     """Collects single rows for one loaded model version into vectorized calls.
 
     ``score_many`` is blocking (it runs in a worker thread under ``limiter``) and must return
-    one score per row, in order. At most ``limiter.total_tokens`` batches of this model are in
-    flight at once, so queued rows wait in the queue, where the latency bound applies, rather
-    than in the thread pool, where it cannot.
+    one result per row, in order: a score (``MicroBatcher[float]``), or anything else computed
+    per row in one vectorized call, such as explanations. At most ``limiter.total_tokens``
+    batches of this model are in flight at once, so queued rows wait in the queue, where the
+    latency bound applies, rather than in the thread pool, where it cannot.
 
     The collector task starts on the first row, on the running event loop, and is started
     again if the batcher is later used from another loop (each test, for instance, runs its own).
@@ -76,7 +80,7 @@ class MicroBatcher:
 
     def __init__(
         self,
-        score_many: ScoreMany,
+        score_many: RunMany[T],
         *,
         limiter: anyio.CapacityLimiter,
         clock: Clock,
@@ -90,7 +94,7 @@ class MicroBatcher:
         self._name = name
         self._max_wait_s = self.limits.max_wait_ms / 1000.0
         self._max_delay_s = self.limits.max_queue_delay_ms / 1000.0
-        self._queue: deque[_Pending] = deque()
+        self._queue: deque[_Pending[T]] = deque()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._collector: asyncio.Task[None] | None = None
@@ -108,7 +112,7 @@ class MicroBatcher:
     def queued(self) -> int:
         return len(self._queue)
 
-    async def score(self, row: dict[str, Any]) -> float:
+    async def score(self, row: dict[str, Any]) -> T:
         """This row's score from the next batch; :class:`Overloaded` if it cannot run in time."""
         if self._closed:
             raise ModelUnavailable(detail=f"{self._name} was unloaded")
@@ -118,14 +122,15 @@ class MicroBatcher:
             if len(self._queue) >= self.limits.max_queue_rows:
                 raise self._shed(f"{self.limits.max_queue_rows} rows already queued")
         assert self._loop is not None
-        pending = _Pending(row, self._clock.monotonic(), self._loop.create_future())
+        future: asyncio.Future[T] = self._loop.create_future()
+        pending = _Pending(row, self._clock.monotonic(), future)
         self._queue.append(pending)
         # The collector needs waking only to start a window or to close a full one.
         if len(self._queue) == 1 or len(self._queue) >= self.limits.max_batch_size:
             self._wake.set()
         # Cancelling the caller cancels the future; the collector then skips the row, or the
         # finished batch leaves that future alone.
-        return await pending.future
+        return await future
 
     def close(self) -> None:
         """Take no new rows; those already queued are still scored, then the collector ends."""
@@ -199,8 +204,8 @@ class MicroBatcher:
             return None
         return max(0.0, self._queue[0].enqueued_at + self._max_delay_s - self._clock.monotonic())
 
-    def _take(self) -> list[_Pending]:
-        batch: list[_Pending] = []
+    def _take(self) -> list[_Pending[T]]:
+        batch: list[_Pending[T]] = []
         while self._queue and len(batch) < self.limits.max_batch_size:
             pending = self._queue.popleft()
             if not pending.future.done():
@@ -244,7 +249,7 @@ class MicroBatcher:
             if not pending.future.done():
                 pending.future.set_exception(exc)
 
-    async def _run(self, batch: list[_Pending]) -> None:
+    async def _run(self, batch: list[_Pending[T]]) -> None:
         try:
             rows = [p.row for p in batch]
             scores = await anyio.to_thread.run_sync(self._score_many, rows, limiter=self._limiter)
@@ -258,7 +263,7 @@ class MicroBatcher:
         else:
             for pending, score in zip(batch, scores, strict=True):
                 if not pending.future.done():
-                    pending.future.set_result(float(score))
+                    pending.future.set_result(score)
         finally:
             for pending in batch:  # only when the batch task itself was cancelled
                 if not pending.future.done():

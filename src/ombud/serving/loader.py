@@ -9,9 +9,17 @@ import numpy.typing as npt
 
 from ombud.registry.schemas import ArtifactFormat
 
-# Types outside skops' own trusted set that ombud accepts in an artifact. Empty: the demo
-# pipeline needs none, and anything else must be reviewed and added here deliberately.
-EXTRA_TRUSTED_TYPES: frozenset[str] = frozenset()
+# Types outside skops' own trusted set that ombud accepts in an artifact. Anything else must be
+# reviewed and added here deliberately, by its exact dotted name.
+EXTRA_TRUSTED_TYPES: frozenset[str] = frozenset(
+    {
+        # The fitted trees of HistGradientBoostingClassifier (numeric features): scikit-learn's
+        # own class, restored from plain numpy arrays (nodes, bitsets) with no callable in its
+        # state, so loading it runs no code from the artifact. Models with native categorical
+        # features also carry ``functools.partial`` and ``check_array``: callables, still refused.
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    }
+)
 
 
 class ArtifactRejected(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 
 import anyio
 import structlog
@@ -13,20 +14,26 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ombud.audit.events import AuditEvent, Outcome
 from ombud.core.clock import Clock
-from ombud.core.errors import FieldError, InvalidRequest
+from ombud.core.errors import FieldError, InvalidRequest, ModelFailed, Problem
 from ombud.core.ids import new_id
 from ombud.crypto.service import KeyManager
+from ombud.deployments.failures import FailureWatch
+from ombud.deployments.routing import ActiveDeployment, DeploymentRouting, PinnedVersion
 from ombud.gateway.call import Call
 from ombud.gateway.outcome_records import call_resource
 from ombud.gateway.outcomes import Outcome as StageOutcome
+from ombud.observability.metrics import Metrics
+from ombud.predictions.explanations import sealed_record
 from ombud.predictions.records import PredictionRecord
 from ombud.predictions.sealing import seal
-from ombud.records.writer import RecordWriter
+from ombud.records.writer import Record, RecordWriter
 from ombud.registry.repository import RegistryRepository
 from ombud.registry.schemas import ModelVersion
 from ombud.registry.service import RegistryService
-from ombud.serving.runtime import ModelRuntime
+from ombud.serving.ports import AnyRuntime
 from ombud.serving.schemas import PredictionRead, PredictRequest
+
+log = logging.getLogger(__name__)
 
 
 def record_digest(record: PredictionRecord) -> str:
@@ -37,11 +44,19 @@ def record_digest(record: PredictionRecord) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class ResolveModel:
-    """``model.resolve``: the approved version of the target model, loaded and verified.
+VERSION_HEADER = "X-Ombud-Model-Version"
 
-    The name → version lookup is cached for ``ttl_s`` (by the injected clock), so a hot model
-    costs no query per call; an approval or rollback takes effect within that time.
+
+class ResolveModel:
+    """``model.resolve``: the version that serves this call, loaded and verified.
+
+    With an active deployment for the model (``deployments``), the deployment's routing picks
+    the call's arm and version (sticky per subject, see :mod:`ombud.deployments.routing`) and a
+    :class:`~ombud.deployments.failures.FailureWatch` counts the call if that version fails.
+    After a deployment ended, the version it ended on serves until another is approved;
+    otherwise the model's newest approved version serves. The name → version lookup is cached
+    for ``ttl_s`` (by the injected clock), so a hot model costs no query per call; an approval
+    takes effect within that time (a deployment change within the deployments' own ttl).
     """
 
     name = "model.resolve"
@@ -49,22 +64,54 @@ class ResolveModel:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        runtime: ModelRuntime,
+        runtime: AnyRuntime,
         clock: Clock,
         ttl_s: float,
+        *,
+        deployments: DeploymentRouting | None = None,
+        records: RecordWriter | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._runtime = runtime
         self._clock = clock
         self._ttl_s = ttl_s
         self._cache: dict[str, tuple[float, ModelVersion]] = {}
+        self._deployments = deployments
+        self._records = records
+        self._metrics = metrics
 
     async def __call__(self, call: Call) -> StageOutcome:
-        version = await self._version(call.target or "")
+        name = call.target or ""
+        routing = await self._deployments.routing(name) if self._deployments else None
+        watch: FailureWatch | None = None
+        if isinstance(routing, ActiveDeployment):
+            version, watch = self._route(call, routing)
+        elif isinstance(routing, PinnedVersion):
+            version = routing.version
+        else:
+            version = await self._version(name)
         await self._runtime.get(version)
+        if watch is not None:
+            watch.loaded = True
         call.model_version = version
+        call.response_headers[VERSION_HEADER] = str(version.version)
         structlog.contextvars.bind_contextvars(model=version.model, model_version=version.version)
         return None
+
+    def _route(
+        self, call: Call, deployment: ActiveDeployment
+    ) -> tuple[ModelVersion, FailureWatch | None]:
+        """The call's arm in ``deployment``, by its subject (else the caller's own id)."""
+        arm, version = deployment.route(call.subject or call.require_principal().id)
+        call.deployment_id, call.arm = deployment.id, arm.value
+        if self._metrics is not None:
+            self._metrics.deployment_routed.labels(deployment.model, arm.value).inc()
+        if self._records is None:
+            return version, None
+        watch = FailureWatch(self._records, self._clock, call, deployment.id, arm.value)
+        call.exit_stack.push_async_exit(watch.on_exit)
+        return version, watch
 
     async def _version(self, name: str) -> ModelVersion:
         now = self._clock.monotonic()
@@ -84,7 +131,7 @@ class ValidateFeatures:
 
     name = "model.validate"
 
-    def __init__(self, runtime: ModelRuntime) -> None:
+    def __init__(self, runtime: AnyRuntime) -> None:
         self._runtime = runtime
 
     async def __call__(self, call: Call) -> StageOutcome:
@@ -106,7 +153,7 @@ class InvokeModel:
 
     name = "model.invoke"
 
-    def __init__(self, runtime: ModelRuntime, clock: Clock) -> None:
+    def __init__(self, runtime: AnyRuntime, clock: Clock) -> None:
         self._runtime = runtime
         self._clock = clock
 
@@ -114,7 +161,15 @@ class InvokeModel:
         version = call.require_model()
         loaded = await self._runtime.get(version)
         started = self._clock.monotonic()
-        score = await self._runtime.score(loaded, call.payload)
+        try:
+            score = await self._runtime.score(loaded, call.payload)
+        except Problem:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a model's own error becomes a clear 500 problem
+            log.exception("%s v%s failed to score", version.model, version.version)
+            raise ModelFailed(
+                detail=f"{version.model} v{version.version} failed to score this input"
+            ) from exc
         serving = version.serving
         decision = (
             serving.positive_decision if score >= serving.threshold else serving.negative_decision
@@ -191,8 +246,15 @@ class RecordPrediction:
                 "findings": [f"{f.stage}:{f.kind}" for f in call.findings],
             },
         )
+        records: list[Record] = [prediction, event]
+        if call.explanation is not None:
+            # Same batch, same transaction: a prediction is never recorded without its "why".
+            records.insert(1, await sealed_record(
+                self._keys, call.explanation, prediction_id=prediction_id,
+                tenant_id=principal.tenant_id, subject=call.subject, created_at=now,
+            ))  # fmt: skip
         with anyio.CancelScope(shield=True):
-            await self._records.write([prediction, event])
+            await self._records.write(records)
         call.result = PredictionRead(
             prediction_id=prediction.id,
             model=version.model,

@@ -7,12 +7,26 @@ from ombud.audit.tables import (
     AuditSigningKeyRow,
 )
 from ombud.crypto.tables import DataKeyRow
+from ombud.deployments.tables import (
+    DeploymentEventRow,
+    DeploymentFailureRow,
+    DeploymentRow,
+    ShadowResultRow,
+)
+from ombud.flags.tables import FeatureFlagRow
 from ombud.identity.tables import ApiKeyRow, PrincipalRow, TenantRow
 from ombud.jobs.tables import JobRow, JobScheduleRow
 from ombud.llm.credentials import ProviderCredentialRow
 from ombud.llm.usage.tables import LlmBudgetRow, LlmUsageRow
+from ombud.outcomes.tables import PredictionOutcomeRow
 from ombud.policy.tables import PolicyDecisionRow
+from ombud.predictions.explanations import PredictionExplanationRow
 from ombud.predictions.tables import PredictionRow
+from ombud.registry.promotion_tables import (
+    GoldenDatasetRow,
+    PromotionPolicyRow,
+    PromotionReportRow,
+)
 from ombud.registry.tables import ModelVersionEventRow, ModelVersionRow, RegisteredModelRow
 from ombud.review.tables import ReviewEventRow, ReviewRow, ReviewWebhookRow
 from ombud.storage.base import Base
@@ -26,6 +40,11 @@ __all__ = [
     "AuditEventRow",
     "AuditSigningKeyRow",
     "DataKeyRow",
+    "DeploymentEventRow",
+    "DeploymentFailureRow",
+    "DeploymentRow",
+    "FeatureFlagRow",
+    "GoldenDatasetRow",
     "JobRow",
     "JobScheduleRow",
     "LlmBudgetRow",
@@ -33,13 +52,18 @@ __all__ = [
     "ModelVersionEventRow",
     "ModelVersionRow",
     "PolicyDecisionRow",
+    "PredictionExplanationRow",
+    "PredictionOutcomeRow",
     "PredictionRow",
     "PrincipalRow",
+    "PromotionPolicyRow",
+    "PromotionReportRow",
     "ProviderCredentialRow",
     "RegisteredModelRow",
     "ReviewEventRow",
     "ReviewRow",
     "ReviewWebhookRow",
+    "ShadowResultRow",
     "TenantRow",
     "metadata",
 ]

@@ -1,0 +1,1 @@
+"""Rollouts of a model's versions: canary, shadow and A/B deployments, and their monitor."""
