@@ -46,7 +46,7 @@ class Recorder:
 
 def batcher(
     score_many: Recorder, clock: FrozenClock | None = None, threads: int = 1, **limits: Any
-) -> MicroBatcher:
+) -> MicroBatcher[float]:
     return MicroBatcher(
         score_many, limiter=anyio.CapacityLimiter(threads), clock=clock or FrozenClock(),
         limits=BatchLimits(**limits), name="m v1",
