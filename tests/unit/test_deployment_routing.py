@@ -6,7 +6,7 @@ import random
 
 import pytest
 from pydantic import ValidationError
-from scipy.stats import binomtest  # type: ignore[import-untyped]
+from scipy.stats import binomtest
 
 from ombud.deployments.monitor import evaluate, p99, psi
 from ombud.deployments.repository import ArmObservations

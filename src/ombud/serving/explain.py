@@ -221,7 +221,8 @@ def verify_explainable(store: ArtifactStore, version: VersionCreate) -> None:
         return
     try:
         data = store.read_verified(version.artifact_uri, version.sha256)
-        model = load_classifier(data, version.format)
+        names = [spec.name for spec in version.input_schema if spec.role == "input"]
+        model = load_classifier(data, version.format, names)
     except (ArtifactIntegrityError, ArtifactRejected) as exc:
         raise InvalidRequest(
             detail=f"explanations need a loadable artifact to check: {exc}",

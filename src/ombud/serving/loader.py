@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,11 +31,31 @@ class Classifier(Protocol):
     def predict_proba(self, x: npt.NDArray[Any]) -> npt.NDArray[np.float64]: ...
 
 
-def load_classifier(data: bytes, artifact_format: ArtifactFormat) -> Classifier:
+def load_classifier(
+    data: bytes, artifact_format: ArtifactFormat, input_names: Sequence[str] = ()
+) -> Classifier:
+    """The estimator in ``data``: skops (types on an allow-list) or an ONNX graph.
+
+    ``input_names`` are the version's input features in declared order; an ONNX graph with one
+    input per feature is fed by these names.
+    """
+    if artifact_format is ArtifactFormat.ONNX:
+        return _load_onnx(data, input_names)
+    return _load_skops(data)
+
+
+def _load_onnx(data: bytes, input_names: Sequence[str]) -> Classifier:
+    from ombud.serving.onnx_model import OnnxClassifier, OnnxRejected
+
+    try:
+        return OnnxClassifier(data, input_names)
+    except OnnxRejected as exc:
+        raise ArtifactRejected(str(exc)) from exc
+
+
+def _load_skops(data: bytes) -> Classifier:
     import skops.io  # deferred: importing skops costs over a second, only needed to load
 
-    if artifact_format is not ArtifactFormat.SKOPS:
-        raise ArtifactRejected(f"format {artifact_format.value!r} is not supported yet")
     try:
         untrusted = set(skops.io.get_untrusted_types(data=data))
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not a valid artifact"

@@ -204,7 +204,8 @@ class ModelRuntime:
     def _load(self, version: ModelVersion) -> LoadedModel:
         try:
             data = self._store.read_verified(version.artifact_uri, version.sha256)
-            classifier = load_classifier(data, version.format)
+            names = [spec.name for spec in version.input_features]
+            classifier = load_classifier(data, version.format, names)
         except (ArtifactIntegrityError, ArtifactRejected) as exc:
             log.error("refusing to load %s v%s: %s", version.model, version.version, exc)
             raise ModelUnavailable(
