@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -15,10 +16,11 @@ from ombud.container import Container
 from ombud.demo import credit_model
 from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
-from ombud.predictions.explanations import PredictionExplanationRow
+from ombud.predictions.explanations import ExplanationRepository, PredictionExplanationRow
 from ombud.registry.repository import RegistryRepository
 from ombud.registry.schemas import ArtifactFormat, VersionStatus
 from ombud.registry.service import RegistryService
+from ombud.serving.stages import record_digest
 from tests.integration.helpers import PREDICT, applicant, audit_for, bearer
 
 pytestmark = pytest.mark.anyio
@@ -185,3 +187,40 @@ async def test_a_model_that_does_not_explain_answers_404(
 
     assert response.status_code == 404
     assert "does not explain its predictions" in response.json()["detail"]
+
+
+async def test_the_audit_trail_commits_to_the_explanation(
+    client: httpx.AsyncClient, container: Container, api_key: str
+) -> None:
+    response = await client.post(PREDICT, json=RISKY_CHECKING, headers=bearer(api_key))
+    assert response.status_code == 200, response.text
+    prediction_id = response.json()["prediction_id"]
+    async with container.sessions() as session:
+        stored = await ExplanationRepository(session).get(prediction_id)
+    assert stored is not None
+    [event] = [e for e in await audit_for(container, response.headers["x-request-id"])
+               if e.detail.get("prediction_id") == prediction_id]  # fmt: skip
+    assert event.detail["explanation_digest"] == record_digest(stored)
+    # Any change to the stored explanation, even to a field kept in clear, no longer matches.
+    altered = dataclasses.replace(stored, base_value=stored.base_value + 1.0)
+    assert record_digest(altered) != event.detail["explanation_digest"]
+
+
+async def test_a_failing_explainer_does_not_fail_the_scored_call(
+    client: httpx.AsyncClient,
+    container: Container,
+    api_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def failing(model: Any, features: dict[str, Any]) -> dict[str, Any]:
+        raise TimeoutError("the explanation did not come back in time")
+
+    monkeypatch.setattr(container.runtime, "explain", failing)
+    response = await client.post(PREDICT, json=RISKY_CHECKING, headers=bearer(api_key))
+    assert response.status_code == 200, response.text
+    prediction_id = response.json()["prediction_id"]
+    events = await audit_for(container, response.headers["x-request-id"])
+    findings = [f for e in events for f in e.detail.get("findings", [])]
+    assert "model.explain:explanation_failed" in findings
+    missing = await client.get(explanation_url(prediction_id), headers=bearer(api_key))
+    assert missing.status_code == 404

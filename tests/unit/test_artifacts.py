@@ -65,6 +65,16 @@ def test_altered_or_missing_artifacts_are_refused(tmp_path: Path) -> None:
         store.read_verified("local:" + "0" * 64 + ".skops", "0" * 64)
 
 
+def test_publishing_again_repairs_an_artifact_altered_in_place(
+    tmp_path: Path, keys: KeyPair
+) -> None:
+    store = signed_store(tmp_path, keys[0], keys[1])
+    stored = store.put(b"model bytes", "skops")
+    (tmp_path / stored.uri.removeprefix("local:")).write_bytes(b"model bytez")
+    assert store.put(b"model bytes", "skops") == stored
+    assert store.read_verified(stored.uri, stored.sha256) == b"model bytes"
+
+
 @pytest.mark.parametrize(
     "uri", ["local:../etc/passwd", "local:a/b", "s3://bucket/x", "/etc/passwd"]
 )

@@ -4,7 +4,9 @@ Contributions are derived personal data (each names an input's value and how it 
 subject's score), so they are sealed exactly like the prediction's inputs, under the same key:
 erasing the subject makes both unreadable at once. The associated data differs from the inputs'
 (``<prediction id>/explanation``), so neither ciphertext can stand in for the other. What stays
-in clear says nothing about the subject: the method, the output space, the model's baseline.
+in clear is the method, the output space, the model's baseline and its output for the call (the
+score in another unit, stored in clear with the prediction anyway); the prediction's audit event
+carries the record's digest, so a change to any of it is detectable.
 """
 
 from __future__ import annotations

@@ -115,12 +115,17 @@ class ContentAddressedStore(ABC):
         # Signed first: a key that cannot sign leaves nothing half-published.
         signer = self._trust.signer
         signature = signer.sign(data) if signer is not None else None
-        if not self._exists(name):
+        if not self._exists(name) or not self._holds(name, digest):
+            # Absent, or present with other bytes (altered in place): publishing repairs it.
             self._write(name, data)
         if signature is not None:
             # Rewritten on every put, so re-publishing after a key rotation re-signs.
             self._write(signature_name(digest), signature)
         return StoredArtifact(uri=self._uri(name), sha256=digest)
+
+    def _holds(self, name: str, digest: str) -> bool:
+        stored = self._read(name)
+        return stored is not None and hashlib.sha256(stored).hexdigest() == digest
 
     def read_verified(self, uri: str, sha256: str) -> bytes:
         data = self.read_digest_verified(uri, sha256)

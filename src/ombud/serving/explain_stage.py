@@ -17,8 +17,9 @@ class ExplainPrediction:
     ``call.explanation`` (``model.record`` seals and records it with the prediction).
 
     Runs after ``model.invoke``, off the event loop. A model that turns out not to be
-    explainable still answers: the call carries a ``not_explainable`` finding (in its audit
-    event) instead of an explanation, and reading its explanation later answers 404.
+    explainable, or whose explanation fails, still answers: the call carries a
+    ``not_explainable`` or ``explanation_failed`` finding (in its audit event) instead of an
+    explanation, and reading its explanation later answers 404.
     """
 
     name = "model.explain"
@@ -36,4 +37,11 @@ class ExplainPrediction:
         except NotExplainable as exc:
             log.error("%s v%s cannot explain: %s", version.model, version.version, exc)
             call.findings.append(Finding(self.name, "not_explainable", str(exc)))
+        except Exception as exc:  # noqa: BLE001 - the call was scored: answer it, say why not
+            # An explainer that fails at run time (or an inference server that does not answer
+            # the explanation in time) must not turn a scored call into an error: the prediction
+            # is recorded with an ``explanation_failed`` finding, and reading its explanation
+            # later answers 404.
+            log.exception("explaining %s v%s failed", version.model, version.version)
+            call.findings.append(Finding(self.name, "explanation_failed", type(exc).__name__))
         return None

@@ -23,7 +23,7 @@ from ombud.gateway.call import Call
 from ombud.gateway.outcome_records import call_resource
 from ombud.gateway.outcomes import Outcome as StageOutcome
 from ombud.observability.metrics import Metrics
-from ombud.predictions.explanations import sealed_record
+from ombud.predictions.explanations import ExplanationRecord, sealed_record
 from ombud.predictions.records import PredictionRecord
 from ombud.predictions.sealing import seal
 from ombud.records.writer import Record, RecordWriter
@@ -36,8 +36,8 @@ from ombud.serving.schemas import PredictionRead, PredictRequest
 log = logging.getLogger(__name__)
 
 
-def record_digest(record: PredictionRecord) -> str:
-    """SHA-256 of the prediction record's canonical JSON."""
+def record_digest(record: PredictionRecord | ExplanationRecord) -> str:
+    """SHA-256 of a record's canonical JSON (a prediction, or its explanation)."""
     fields = dataclasses.asdict(record)
     fields["created_at"] = record.created_at.isoformat()
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
@@ -226,6 +226,23 @@ class RecordPrediction:
             deployment_id=call.deployment_id,
             arm=call.arm,
         )
+        explanation = None
+        if call.explanation is not None:
+            explanation = await sealed_record(
+                self._keys, call.explanation, prediction_id=prediction_id,
+                tenant_id=principal.tenant_id, subject=call.subject, created_at=now,
+            )  # fmt: skip
+        detail: dict[str, object] = {
+            "prediction_id": prediction.id,
+            "decision": output["decision"],
+            # The audit trail commits to the prediction (its sealed inputs included) and to its
+            # explanation by digest only, so erasing the personal data never breaks the trail's
+            # verification, while any change to either record is detectable.
+            "record_digest": record_digest(prediction),
+            "findings": [f"{f.stage}:{f.kind}" for f in call.findings],
+        }
+        if explanation is not None:
+            detail["explanation_digest"] = record_digest(explanation)
         event = AuditEvent(
             event_id=new_id("evt"),
             occurred_at=now,
@@ -237,22 +254,12 @@ class RecordPrediction:
             request_id=call.request_id,
             purpose=call.purpose,
             subject=call.subject,
-            detail={
-                "prediction_id": prediction.id,
-                "decision": output["decision"],
-                # The audit trail commits to the prediction (its sealed inputs included) by
-                # digest only, so erasing the personal data never breaks the trail's verification.
-                "record_digest": record_digest(prediction),
-                "findings": [f"{f.stage}:{f.kind}" for f in call.findings],
-            },
+            detail=detail,
         )
-        records: list[Record] = [prediction, event]
-        if call.explanation is not None:
-            # Same batch, same transaction: a prediction is never recorded without its "why".
-            records.insert(1, await sealed_record(
-                self._keys, call.explanation, prediction_id=prediction_id,
-                tenant_id=principal.tenant_id, subject=call.subject, created_at=now,
-            ))  # fmt: skip
+        # Same batch, same transaction: a prediction is never recorded without its "why".
+        records: list[Record] = (
+            [prediction, event] if explanation is None else [prediction, explanation, event]
+        )
         with anyio.CancelScope(shield=True):
             await self._records.write(records)
         call.result = PredictionRead(
