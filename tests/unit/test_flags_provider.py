@@ -3,6 +3,7 @@ sticky percentage rollouts, and the snapshot's time to live on a frozen clock.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping
 
 import anyio
@@ -167,7 +168,7 @@ async def test_a_tenant_override_beats_the_default_both_ways(flags: Flags) -> No
     assert (acme.value, acme.reason) == (False, Reason.TARGETING_MATCH)
     assert (other.value, other.reason) == (True, Reason.DEFAULT)
     assert (beta.value, beta.reason) == (True, Reason.TARGETING_MATCH)
-    assert (rest.value, rest.reason) == (False, Reason.DEFAULT)
+    assert (rest.value, rest.reason) == (False, Reason.DISABLED)
     tone = await client.get_string_details_async("llm.tone", "x", ctx("acme"))
     assert (tone.value, tone.variant, tone.reason) == ("warm", "warm", Reason.TARGETING_MATCH)
 
@@ -295,3 +296,46 @@ async def test_two_providers_never_see_each_others_flags(flags: Flags) -> None:
     # A client left over after close answers defaults, never the closed provider's flags.
     assert await other.client.get_boolean_value_async("ai.llm.chat", True) is True
     assert await flags.client.get_boolean_value_async("ai.llm.chat", False) is True
+
+
+def test_targets_outside_the_flag_key_alphabet_are_still_gated() -> None:
+    from ombud.flags.schemas import FLAG_KEY_PATTERN
+    from ombud.flags.stage import flag_safe
+
+    for target in ("meta-llama/Llama-3:8b", "gpt 4o", "credit-risk"):
+        key = f"ai.llm.chat.{flag_safe(target)}"
+        assert re.fullmatch(FLAG_KEY_PATTERN, key), key
+    assert flag_safe("meta-llama/Llama-3:8b") == "meta-llama-llama-3-8b"
+    assert flag_safe("credit-risk") == "credit-risk"
+
+
+async def test_a_change_during_a_reload_is_not_lost() -> None:
+    """A reload that read the flags before a change committed must not count as fresh."""
+    clock = FrozenClock()
+    reading = anyio.Event()
+    release = anyio.Event()
+    snapshots: list[Mapping[str, FlagDefinition]] = [
+        {},
+        {"ai.llm.chat": boolean("ai.llm.chat", enabled=False)},
+    ]
+    loads = 0
+
+    async def load() -> Mapping[str, FlagDefinition]:
+        nonlocal loads
+        loads += 1
+        snapshot = snapshots[min(loads - 1, 1)]
+        if loads == 1:
+            reading.set()
+            await release.wait()
+        return snapshot
+
+    provider = FlagProvider(load, clock, ttl_s=TTL_S)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(provider.refresh_if_stale)
+        await reading.wait()
+        provider.invalidate()  # the change commits while the first load is in flight
+        release.set()
+    await provider.refresh_if_stale()  # not fresh: reloads at once, without waiting the ttl
+    assert loads == 2
+    details = provider.resolve_boolean_details("ai.llm.chat", True)
+    assert details.value is False

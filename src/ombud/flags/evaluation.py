@@ -3,8 +3,8 @@
 The order is fixed and small enough to read at a glance:
 
 1. a per-tenant override for the caller's tenant wins (reason ``TARGETING_MATCH``);
-2. a flag that is off serves ``False`` (boolean flags) or the caller's own default (others,
-   reason ``DISABLED``);
+2. a flag that is off serves ``False`` (boolean flags) or the caller's own default (others),
+   reason ``DISABLED`` either way;
 3. a percentage rollout puts each targeting key in a bucket from 0 to 100, the same bucket
    every time for the same flag and key (reason ``SPLIT``);
 4. otherwise the flag's default: ``True`` for a boolean flag that is on, else the default
@@ -83,7 +83,7 @@ def evaluate(flag: FlagDefinition, tenant: str | None, targeting_key: str | None
     untargeted = Reason.DEFAULT if flag.has_targeting else Reason.STATIC
     if not flag.enabled:
         if flag.type is FlagType.BOOLEAN:
-            return Resolution(False, OFF, untargeted)
+            return Resolution(False, OFF, Reason.DISABLED)
         return Resolution(None, None, Reason.DISABLED)
     if flag.rollout_percent is not None and targeting_key:
         inside = bucket(flag.key, targeting_key) < flag.rollout_percent

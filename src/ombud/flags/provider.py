@@ -88,6 +88,8 @@ class FlagProvider(AbstractProvider):
         self._ttl_s = ttl_s
         self._flags: Mapping[str, FlagDefinition] = {}
         self._loaded_at: float | None = None
+        self._generation = 0
+        """Bumped by every invalidation: a reload that began before one is not fresh."""
         self._lock = anyio.Lock()
 
     def get_metadata(self) -> Metadata:
@@ -98,7 +100,13 @@ class FlagProvider(AbstractProvider):
         self._loaded_at = None
 
     def invalidate(self) -> None:
-        """Reload on the next asynchronous evaluation (after a change in this process)."""
+        """Reload on the next asynchronous evaluation (after a change in this process).
+
+        A reload already under way may have read the flags before the change committed: the
+        generation it started under is then out of date, so its snapshot is served but not
+        marked fresh, and the next evaluation reloads again.
+        """
+        self._generation += 1
         self._loaded_at = None
 
     async def refresh_if_stale(self) -> None:
@@ -109,13 +117,15 @@ class FlagProvider(AbstractProvider):
             if not self._stale():
                 return
             started = self._clock.monotonic()
+            generation = self._generation
             try:
                 flags = await self._load()
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
                 log.warning("could not reload feature flags (%s); keeping the last snapshot", exc)
             else:
                 self._flags = flags
-            self._loaded_at = started
+            if generation == self._generation:
+                self._loaded_at = started
 
     def _stale(self) -> bool:
         loaded_at = self._loaded_at

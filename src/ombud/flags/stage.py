@@ -10,6 +10,8 @@ snapshot: no database query per call.
 
 from __future__ import annotations
 
+import re
+
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext, EvaluationContextAttribute
 
@@ -19,13 +21,22 @@ from ombud.flags.schemas import GATE_PREFIX
 from ombud.gateway.call import Call
 from ombud.gateway.outcomes import Outcome
 
+_UNSAFE = re.compile(r"[^a-z0-9_.\-]")
+
 
 def gate_keys(call: Call) -> list[str]:
     """The flags that gate ``call``, broadest first."""
     keys = [f"{GATE_PREFIX}{call.route}"]
     if call.target:
-        keys.append(f"{GATE_PREFIX}{call.route}.{call.target}")
+        keys.append(f"{GATE_PREFIX}{call.route}.{flag_safe(call.target)}")
     return keys
+
+
+def flag_safe(target: str) -> str:
+    """A target as it appears in a flag key: lower case, and every character a flag key may
+    not hold (``/``, ``:``, spaces...) replaced by ``-``, so ``meta-llama/Llama-3:8b`` is gated
+    by ``ai.llm.chat.meta-llama-llama-3-8b``."""
+    return _UNSAFE.sub("-", target.lower())
 
 
 def evaluation_context(call: Call) -> EvaluationContext:
