@@ -89,7 +89,7 @@ async def gateway(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, 
 
 
 def score_body(version: ModelVersion, rows: list[dict[str, object]]) -> dict[str, object]:
-    return {"version": version.model_dump(mode="json"), "rows": rows}
+    return {"sha256": version.sha256, "rows": rows}
 
 
 async def test_remote_mode_scores_exactly_as_local_mode(
@@ -137,11 +137,18 @@ async def test_wrong_token_is_refused_and_a_stopped_server_is_503(
                 assert refused.status_code == 401
                 assert refused.headers["content-type"] == "application/problem+json"
                 assert refused.json()["type"] == PROBLEM + "unauthenticated"
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            unknown = await direct.post(
+                "/v1/internal/models/mv_other/score", json=body, headers=auth
+            )
+            assert unknown.status_code == 404
+            assert unknown.json()["type"] == PROBLEM + "model_not_found"
+            legacy = {"version": seed.model.model_dump(mode="json"), "rows": body["rows"]}
             mismatch = await direct.post(
-                "/v1/internal/models/mv_other/score",
-                json=body, headers={"Authorization": f"Bearer {TOKEN}"},
-            )  # fmt: skip
+                "/v1/internal/models/mv_other/score", json=legacy, headers=auth
+            )
             assert mismatch.status_code == 422
+            assert (await direct.post(path, json=legacy, headers=auth)).status_code == 200
         async with gateway(remote(settings, base, token="w" * 40)) as (http, _):
             wrong = await http.post(PREDICT, json=applicant(), headers=bearer(seed.api_key))
         assert wrong.status_code == 503

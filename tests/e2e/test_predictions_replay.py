@@ -80,14 +80,16 @@ async def _predict(settings: Settings) -> Predicted:
 
 
 async def _in_container(settings: Settings, action: str, prediction_id: str) -> list[str]:
-    """Alter the record, erase its subject, or read the replay audit events' outcomes."""
+    """Alter the record's score (``alter:<delta>``), erase its subject, or read the replay
+    audit events' outcomes."""
     container = Container.create(settings)
     try:
-        if action == "alter":
+        if action.startswith("alter:"):
+            delta = float(action.removeprefix("alter:"))
             async with container.sessions.begin() as session:
                 row = await session.get(PredictionRow, prediction_id)
                 assert row is not None
-                outputs = {**row.outputs, "score": row.outputs["score"] + 1e-12}
+                outputs = {**row.outputs, "score": row.outputs["score"] + delta}
                 await session.execute(
                     update(PredictionRow)
                     .where(PredictionRow.id == prediction_id)
@@ -124,6 +126,8 @@ def test_a_recorded_prediction_replays_equal(settings: Settings, predicted: Pred
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["equal"] is True
+    assert report["bit_equal"] is True
+    assert report["abs_diff"] == 0.0
     assert report["recorded"]["score"] == report["replayed"]["score"] == predicted.score
     assert report["recorded"]["decision"] == report["replayed"]["decision"]
     assert report["model"] == "credit-risk"
@@ -133,12 +137,30 @@ def test_a_recorded_prediction_replays_equal(settings: Settings, predicted: Pred
     assert audited == ["success:None:operator"]
 
 
+def test_a_score_off_in_the_last_bits_still_replays_equal(
+    settings: Settings, predicted: Predicted
+) -> None:
+    # What a row scored inside a micro-batch can differ by from the same row scored alone.
+    asyncio.run(_in_container(settings, "alter:1e-15", predicted.prediction_id))
+    result = _replay(settings, predicted.prediction_id)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["equal"] is True
+    assert report["bit_equal"] is False
+    assert 0 < report["abs_diff"] <= report["tolerance"] == 1e-9
+    assert report["replayed"]["score"] == predicted.score != report["recorded"]["score"]
+    audited = asyncio.run(_in_container(settings, "read", predicted.prediction_id))
+    assert audited == ["success:None:operator"]
+
+
 def test_an_altered_score_does_not_replay(settings: Settings, predicted: Predicted) -> None:
-    asyncio.run(_in_container(settings, "alter", predicted.prediction_id))
+    asyncio.run(_in_container(settings, "alter:1e-3", predicted.prediction_id))
     result = _replay(settings, predicted.prediction_id, "--by", predicted.auditor_id)
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     assert report["equal"] is False
+    assert report["bit_equal"] is False
+    assert abs(report["abs_diff"] - 1e-3) < 1e-12
     assert report["replayed"]["score"] == predicted.score != report["recorded"]["score"]
     audited = asyncio.run(_in_container(settings, "read", predicted.prediction_id))
     assert audited == [f"error:replay_differs:{predicted.auditor_id}"]

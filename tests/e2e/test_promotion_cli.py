@@ -70,5 +70,6 @@ def test_golden_then_gate_reports_a_failing_candidate(tmp_path: Path) -> None:
 
     report = json.loads(out)
     assert (code, report["passed"], report["baseline_version"]) == (2, False, 1)
+    assert report["golden_created_by"] == "operator"
     assert any(reason.startswith("roc_auc drops by") for reason in report["reasons"])
     assert ombud("show", "churn", "--version", "2")[1].count('"status":"draft"') == 1

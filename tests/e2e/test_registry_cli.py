@@ -75,10 +75,14 @@ def test_submit_approve_and_print_the_card(tmp_path: Path) -> None:
     assert "no golden dataset" in error
     golden = tmp_path / "golden.json"
     golden.write_text(json.dumps(churn.golden_body()), encoding="utf-8")
-    code, out, error = ombud("golden", "churn", str(golden))
+    code, _, error = ombud("golden", "churn", str(golden), "--by", author)
+    assert code == 1
+    assert "needs one of the roles: model_approver" in error  # authors never set their bar
+    code, out, error = ombud("golden", "churn", str(golden), "--by", approver)
     assert (code, out.split(",")[0]) == (0, f"churn: golden dataset of {churn.GOLDEN_SIZE} rows")
     code, out, _ = ombud("gate", "churn", "1")
     assert (code, json.loads(out)["passed"], json.loads(out)["dry_run"]) == (0, True, True)
+    assert json.loads(out)["golden_created_by"] == approver
     code, out, error = ombud("approve", "churn", "1", "--by", approver, "--reason", "checked")
     assert (code, out) == (0, "churn v1: approved\n"), error
     card = json.loads(ombud("card", "churn", "1", "--format", "json")[1])

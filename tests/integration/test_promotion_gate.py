@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,12 @@ from ombud.audit.events import Outcome
 from ombud.container import Container
 from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
+from ombud.registry import promotion
+from ombud.registry.repository import RegistryRepository
+from ombud.registry.schemas import ArtifactFormat, FeatureSpec, ServingConfig, VersionStatus
+from ombud.registry.service import RegistryService
+from ombud.serving.artifacts import STORE_UNAVAILABLE, ArtifactIntegrityError
+from ombud.serving.runtime import LoadedModel
 from tests import promotion_support as churn
 from tests.integration.helpers import audit_for
 
@@ -75,8 +82,9 @@ async def _version(
 
 
 async def _golden(client: httpx.AsyncClient, team: Team, **changes: Any) -> httpx.Response:
+    """Set the golden rows as the approver: the side that owns the bar sets them."""
     return await client.put(f"{CHURN}/golden", json=churn.golden_body(**changes),
-                            headers=team.scientist)  # fmt: skip
+                            headers=team.approver)  # fmt: skip
 
 
 async def _approve(client: httpx.AsyncClient, team: Team, version: int) -> httpx.Response:
@@ -257,3 +265,179 @@ async def test_the_demo_seed_registers_the_held_out_split_as_golden(
     assert dry.status_code == 201, dry.text
     assert dry.json()["passed"] is True
     assert dry.json()["metrics"]["roc_auc"]["candidate"] > 0.75
+
+
+async def test_only_an_approver_sets_the_golden_rows_and_reports_name_who_did(
+    client: httpx.AsyncClient, container: Container, team: Team
+) -> None:
+    version = await _version(client, container, team)
+    stored = await _golden(client, team)
+    assert stored.status_code == 200, stored.text
+    # An author hand-picking the rows their version is judged on:
+    picked = [row for row in churn.golden_rows() if row["label"] == 1][:3] + [
+        row for row in churn.golden_rows() if row["label"] == 0
+    ][:3]
+
+    by_author = await client.put(f"{CHURN}/golden", json=churn.golden_body(rows=picked),
+                                 headers=team.scientist)  # fmt: skip
+
+    assert by_author.status_code == 403, by_author.text
+    golden = (await client.get(f"{CHURN}/golden", headers=team.analyst)).json()
+    assert (golden["sha256"], golden["rows"]) == (stored.json()["sha256"], churn.GOLDEN_SIZE)
+    setter = golden["created_by"]
+    events = await audit_for(container, stored.headers["X-Request-Id"])
+    assert [(e.action, e.actor) for e in events] == [("registry.golden.put", setter)]
+    refused = await audit_for(container, by_author.headers["X-Request-Id"])
+    assert [(e.outcome, e.actor != setter) for e in refused] == [(Outcome.DENIED, True)]
+    dry = await client.post(f"{CHURN}/versions/{version}/promotion-report", headers=team.scientist)
+    assert dry.status_code == 201, dry.text
+    assert (dry.json()["golden_sha256"], dry.json()["golden_created_by"]) == (
+        stored.json()["sha256"], setter,
+    )  # fmt: skip
+    gate_events = await audit_for(container, dry.headers["X-Request-Id"])
+    assert gate_events[0].detail["golden_created_by"] == setter
+
+
+async def _operator_version(container: Container, *, seed: int = 1) -> tuple[int, str]:
+    """An approved version installed by the operator (never loaded yet); (version, uri)."""
+    uri, sha256 = churn.store(container.artifacts, seed=seed)
+    async with container.sessions.begin() as session:
+        registry = RegistryService(RegistryRepository(session), container.clock)
+        created = await registry.register_version(
+            model="churn", artifact_uri=uri, sha256=sha256, artifact_format=ArtifactFormat.SKOPS,
+            features=[FeatureSpec(name=churn.FEATURE, type="integer", minimum=0)],
+            serving=ServingConfig(), status=VersionStatus.APPROVED,
+        )  # fmt: skip
+    return created.version, uri
+
+
+async def test_a_baseline_the_store_cannot_serve_now_refuses_the_approval_with_503(
+    client: httpx.AsyncClient, container: Container, team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    baseline, baseline_uri = await _operator_version(container)
+    await _golden(client, team)
+    candidate = await _version(client, container, team, seed=2)
+    read = container.artifacts.read_verified
+
+    def outage(uri: str, sha256: str) -> bytes:
+        if uri == baseline_uri:
+            raise ArtifactIntegrityError("S3 timed out", reason=STORE_UNAVAILABLE)
+        return read(uri, sha256)
+
+    monkeypatch.setattr(container.artifacts, "read_verified", outage)
+
+    refused = await _approve(client, team, candidate)
+    dry = await client.post(f"{CHURN}/versions/{candidate}/promotion-report",
+                            headers=team.scientist)  # fmt: skip
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["type"] == "urn:ombud:problem:model_unavailable"
+    assert f"cannot load the baseline v{baseline}" in refused.json()["detail"]
+    assert "store unavailable" in refused.json()["detail"]
+    assert dry.status_code == 503, dry.text
+    assert await _status(client, team, candidate) == "pending_review"
+    report = await client.get(f"{CHURN}/versions/{candidate}/promotion-report",
+                              headers=team.analyst)  # fmt: skip
+    assert report.status_code == 404  # nothing judged on floors alone
+    events = await audit_for(container, refused.headers["X-Request-Id"])
+    assert [(e.action, e.outcome, e.reason) for e in events] == [
+        ("registry.approve", Outcome.ERROR, "model_unavailable")
+    ]
+    monkeypatch.setattr(container.artifacts, "read_verified", read)
+    assert (await _approve(client, team, candidate)).status_code == 200
+
+
+async def test_a_baseline_whose_artifact_is_refused_leaves_only_the_floors(
+    client: httpx.AsyncClient, container: Container, team: Team
+) -> None:
+    uri, _ = churn.store(container.artifacts, seed=1)
+    _, other_sha256 = churn.store(container.artifacts, seed=3)
+    async with container.sessions.begin() as session:
+        registry = RegistryService(RegistryRepository(session), container.clock)
+        await registry.register_version(
+            model="churn", artifact_uri=uri, sha256=other_sha256,  # altered: digests differ
+            artifact_format=ArtifactFormat.SKOPS,
+            features=[FeatureSpec(name=churn.FEATURE, type="integer", minimum=0)],
+            serving=ServingConfig(), status=VersionStatus.APPROVED,
+        )  # fmt: skip
+    await _golden(client, team)
+    candidate = await _version(client, container, team, seed=2)
+
+    approved = await _approve(client, team, candidate)
+
+    assert approved.status_code == 200, approved.text
+    report = (
+        await client.get(f"{CHURN}/versions/{candidate}/promotion-report", headers=team.analyst)
+    ).json()
+    assert report["baseline_version"] == 1
+    assert report["notes"] == [
+        "baseline v1 cannot be scored on the golden rows (churn v1 failed verification: "
+        "sha256 mismatch): only the floors were checked"
+    ]
+
+
+async def test_scores_that_are_not_numbers_fail_the_candidate(
+    client: httpx.AsyncClient, container: Container, team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version = await _version(client, container, team)
+    assert (await _golden(client, team)).status_code == 200
+    monkeypatch.setattr(LoadedModel, "score_many", lambda self, rows: [math.nan] * len(rows))
+
+    refused = await _approve(client, team, version)
+
+    assert refused.status_code == 409, refused.text
+    expected = f"v{version} gave {churn.GOLDEN_SIZE} scores that are not finite numbers"
+    assert expected in refused.json()["detail"]
+    events = await audit_for(container, refused.headers["X-Request-Id"])
+    assert [(e.action, e.outcome) for e in events] == [
+        ("registry.promotion_gate", Outcome.REJECTED), ("registry.approve", Outcome.REJECTED),
+    ]  # fmt: skip
+
+
+async def test_a_fault_in_the_metrics_is_a_problem_and_audited(
+    client: httpx.AsyncClient, container: Container, team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version = await _version(client, container, team)
+    assert (await _golden(client, team)).status_code == 200
+
+    def broken(*args: object) -> None:
+        raise ValueError("Input contains NaN")
+
+    monkeypatch.setattr(promotion, "judge", broken)
+
+    refused = await _approve(client, team, version)
+
+    assert refused.status_code == 500, refused.text
+    assert refused.json()["type"] == "urn:ombud:problem:model_error"
+    assert "could not compute the metrics" in refused.json()["detail"]
+    assert "ValueError: Input contains NaN" in refused.json()["detail"]
+    assert await _status(client, team, version) == "pending_review"
+    events = await audit_for(container, refused.headers["X-Request-Id"])
+    assert [(e.action, e.outcome, e.reason) for e in events] == [
+        ("registry.approve", Outcome.ERROR, "model_error")
+    ]
+
+
+async def test_during_a_rollout_the_baseline_is_the_deployments_stable_version(
+    client: httpx.AsyncClient, container: Container, team: Team
+) -> None:
+    stable, _ = await _operator_version(container, seed=1)
+    rolled_out, _ = await _operator_version(container, seed=3)
+    engineer = await _headers(container, "engineer", "ml_engineer")
+    body = {"model": "churn", "stable_version": stable, "candidate_version": rolled_out,
+            "mode": "canary", "percent": 10}  # fmt: skip
+    deployed = await client.post("/v1/deployments", json=body, headers=engineer)
+    assert deployed.status_code == 201, deployed.text
+    await _golden(client, team)
+    candidate = await _version(client, container, team, seed=2)
+    url = f"{CHURN}/versions/{candidate}/promotion-report"
+
+    during = await client.post(url, headers=team.scientist)
+    ended = await client.post(f"/v1/deployments/{deployed.json()['id']}/rollback",
+                              json={"reason": "done"}, headers=engineer)  # fmt: skip
+    after = await client.post(url, headers=team.scientist)
+
+    assert during.status_code == 201, during.text
+    assert during.json()["baseline_version"] == stable
+    assert ended.status_code == 200, ended.text
+    assert after.json()["baseline_version"] == rolled_out  # the newest approved again

@@ -103,7 +103,7 @@ async def _draft(client: httpx.AsyncClient, people: People, by: Person | None = 
     version: int = response.json()["version"]
     if (await client.get(f"{MODELS}/churn/golden", headers=author.headers)).status_code == 404:
         golden = await client.put(
-            f"{MODELS}/churn/golden", json=churn.golden_body(), headers=people.scientist.headers
+            f"{MODELS}/churn/golden", json=churn.golden_body(), headers=people.approver.headers
         )
         assert golden.status_code == 200, golden.text
     return version

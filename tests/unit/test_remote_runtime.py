@@ -89,7 +89,7 @@ async def runtime(fake: tuple[FakeInference, str]) -> AsyncIterator[RemoteRuntim
         await remote.aclose()
 
 
-async def test_score_sends_the_version_the_rows_and_the_token(
+async def test_score_names_the_version_and_sends_the_rows_and_the_token(
     fake: tuple[FakeInference, str], runtime: RemoteRuntime
 ) -> None:
     model = await runtime.get(VERSION)
@@ -97,8 +97,8 @@ async def test_score_sends_the_version_the_rows_and_the_token(
     [(path, headers, body)] = fake[0].requests
     assert path == "/v1/internal/models/mv_0123/score"
     assert headers["Authorization"] == f"Bearer {TOKEN}"
-    assert body["rows"] == [{"tenure": 4}]
-    assert ModelVersion.model_validate(body["version"]) == VERSION
+    # Only the digest: the server reads the version itself (inputs, config) from its registry.
+    assert body == {"sha256": VERSION.sha256, "rows": [{"tenure": 4}]}
 
 
 async def test_validation_stays_in_the_gateway(
@@ -135,6 +135,21 @@ async def test_model_unavailable_passes_through_with_its_detail(
         await runtime.score(model, {"tenure": 4})
     assert type(caught.value) is ModelUnavailable
     assert caught.value.detail == "churn v3 failed verification"
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [("model_not_found", 404), ("version_mismatch", 409), ("version_not_approved", 409)],
+)
+async def test_a_version_the_server_does_not_serve_is_model_unavailable(
+    fake: tuple[FakeInference, str], runtime: RemoteRuntime, kind: str, status: int
+) -> None:
+    fake[0].answers.append(problem(kind, status, "churn v3 is deprecated"))
+    model = await runtime.get(VERSION)
+    with pytest.raises(ModelUnavailable) as caught:
+        await runtime.score(model, {"tenure": 4})
+    assert type(caught.value) is ModelUnavailable
+    assert caught.value.detail == "churn v3 is deprecated"
 
 
 async def test_a_refused_token_is_model_unavailable(
@@ -186,7 +201,7 @@ async def test_explain_returns_the_explanation_or_not_explainable(
     assert await runtime.explain(model, {"tenure": 4}) == explanation
     path, _, body = fake[0].requests[0]
     assert path == "/v1/internal/models/mv_0123/explain"
-    assert body["features"] == {"tenure": 4}
+    assert body == {"sha256": VERSION.sha256, "features": {"tenure": 4}}
     with pytest.raises(NotExplainable, match="k-NN"):
         await runtime.explain(model, {"tenure": 4})
 

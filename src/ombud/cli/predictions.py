@@ -2,9 +2,12 @@
 
 A prediction record names the exact model version and its artifact's digest, and keeps the
 inputs sealed under the subject's key. Replay unseals them, loads that version through the
-local runtime (the artifact is verified as on any load), scores again and compares: scoring is
-deterministic, so the score must be equal to the bit and the decision the same. The report is
-printed as JSON; the attempt is in the audit trail as ``prediction.replay``.
+local runtime (the artifact is verified as on any load), scores again and compares: the
+decision must be the same and the score within :data:`SCORE_TOLERANCE` of the recorded one.
+Scoring is deterministic up to floating-point rounding: a row scored inside a micro-batch can
+differ in the last bits from the same row scored alone, so the report states exact (bit)
+equality separately from the absolute difference. The report is printed as JSON; the attempt is
+in the audit trail as ``prediction.replay``.
 
 Exit status: 0 reproduced; 1 it differs, or the artifact changed or fails verification; 2 the
 subject was erased (the inputs are gone for good); 3 the prediction cannot be replayed here
@@ -14,8 +17,9 @@ subject was erased (the inputs are gone for good); 3 the prediction cannot be re
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeGuard
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,11 +38,15 @@ from ombud.registry._views import serving_view
 from ombud.registry.repository import RegistryRepository
 from ombud.registry.schemas import ModelVersion
 from ombud.registry.service import RegistryService
-from ombud.registry.tables import ModelVersionRow, RegisteredModelRow
 
 ACTION_REPLAY = "prediction.replay"
 OPERATOR = "operator"
 """The actor of a replay run without ``--by``: whoever operates the database."""
+
+SCORE_TOLERANCE = 1e-9
+"""Largest absolute score difference a replay still counts as equal. Batched and single-row
+scoring of one row differ by floating-point rounding in the last bits (around 1e-16 for a
+probability), far below this; a changed model or changed inputs differ by far more."""
 
 EXIT_DIFFERS = 1
 EXIT_ERASED = 2
@@ -76,10 +84,29 @@ class Replay:
     replayed: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def equal(self) -> bool:
+    def abs_diff(self) -> float | None:
+        """|replayed - recorded| score; None before scoring or without a recorded score."""
+        recorded, replayed = self.record.outputs.get("score"), self.replayed.get("score")
+        if _is_number(recorded) and _is_number(replayed):
+            return abs(replayed - recorded)
+        return None
+
+    @property
+    def bit_equal(self) -> bool:
+        """The replayed score is the recorded one exactly, and so is the decision."""
         recorded = self.record.outputs
         return bool(self.replayed) and all(
             self.replayed[k] == recorded.get(k) for k in ("score", "decision")
+        )
+
+    @property
+    def equal(self) -> bool:
+        """The same decision, and a score within :data:`SCORE_TOLERANCE` of the recorded one."""
+        diff = self.abs_diff
+        return (
+            diff is not None
+            and diff <= SCORE_TOLERANCE
+            and self.replayed.get("decision") == self.record.outputs.get("decision")
         )
 
     def report(self) -> dict[str, Any]:
@@ -93,6 +120,9 @@ class Replay:
             "recorded": {k: record.outputs.get(k) for k in ("score", "decision", "threshold")},
             "replayed": self.replayed,
             "equal": self.equal,
+            "bit_equal": self.bit_equal,
+            "abs_diff": self.abs_diff,
+            "tolerance": SCORE_TOLERANCE,
             "feature_views": record.feature_views,
             "deployment_id": record.deployment_id,
             "arm": record.arm,
@@ -103,8 +133,9 @@ class Replay:
 def replay(prediction_id: PredictionId, by: By = None) -> None:
     """Re-score a recorded prediction with its exact model version and compare.
 
-    Prints a JSON report (recorded vs replayed, ``equal``, the feature views recorded). Exits 0
-    when equal, 1 when not (or the artifact changed), 2 when the subject was erased.
+    Prints a JSON report (recorded vs replayed, ``equal``: the same decision and a score within
+    1e-9; ``bit_equal`` and ``abs_diff`` for the score exactly; the feature views recorded).
+    Exits 0 when equal, 1 when not (or the artifact changed), 2 when the subject was erased.
     """
 
     async def run(container: Container) -> Replay:
@@ -169,11 +200,10 @@ async def _recorded_version(
         registry = RegistryService(RegistryRepository(session), container.clock)
         model, row = await registry.version_rows(record.model_name, record.model_version)
         return serving_view(model, row)
-    version_row = await session.get(ModelVersionRow, record.model_version_id)
-    model_row = await session.get(RegisteredModelRow, version_row.model_id) if version_row else None
-    if version_row is None or model_row is None:
+    found = await RegistryRepository(session).version_by_id(record.model_version_id)
+    if found is None:
         raise NotFound(detail=f"model version {record.model_version_id} is no longer registered")
-    return serving_view(model_row, version_row)
+    return serving_view(*found)
 
 
 async def _rescore(container: Container, attempt: Replay) -> None:
@@ -220,7 +250,8 @@ async def _audit(container: Container, attempt: Replay, refused: str | None) -> 
     else:
         outcome, reason = Outcome.ERROR, "replay_differs"
     report = attempt.report()
-    detail = {k: report[k] for k in ("recorded", "replayed", "equal", "model_version_id")}
+    kept = ("recorded", "replayed", "equal", "bit_equal", "abs_diff", "model_version_id")
+    detail = {k: report[k] for k in kept}
     await container.records.write([
         AuditEvent(
             event_id=new_id("evt"), occurred_at=container.clock.now(), actor=attempt.actor,
@@ -230,3 +261,8 @@ async def _audit(container: Container, attempt: Replay, refused: str | None) -> 
         )
     ])  # fmt: skip
     await container.policy.flush()
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    """A finite int or float (not a bool): a NaN or a missing score never replays as equal."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ombud.audit.events import AuditEvent, Outcome
+from ombud.authz import Resource
 from ombud.cli.runtime import with_container
 from ombud.container import Container
 from ombud.core.errors import NotFound, Problem
@@ -26,7 +27,7 @@ from ombud.identity.tables import PrincipalRow, TenantRow
 from ombud.registry.approvals import ApprovalService
 from ombud.registry.cards import build_card, render_markdown
 from ombud.registry.declared import DeclarationError, load_declared
-from ombud.registry.lifecycle import Action
+from ombud.registry.lifecycle import APPROVE, Action
 from ombud.registry.promotion import build_gate
 from ombud.registry.promotion_repository import PromotionRepository
 from ombud.registry.promotion_schemas import GoldenCreate, GoldenRead, PromotionReport
@@ -194,8 +195,16 @@ def golden(
     file: Annotated[
         Path, typer.Argument(help='JSON file: {"rows": [{"features": {...}, "label": 0|1}]}.')
     ],
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="Id of the approver setting it (default: the operator)."),
+    ] = None,
 ) -> None:
-    """Set a model's golden dataset (the rows every candidate version is judged on)."""
+    """Set a model's golden dataset (the rows every candidate version is judged on).
+
+    With ``--by``, the principal must hold ``registry.approve``, as over HTTP: the approver side
+    owns the bar, not the authors it judges.
+    """
     try:
         body = GoldenCreate.model_validate_json(file.read_bytes())
     except (OSError, ValidationError) as exc:
@@ -204,8 +213,13 @@ def golden(
 
     async def run(container: Container) -> GoldenRead:
         async with container.sessions.begin() as session:
+            actor = OPERATOR
+            if by is not None:
+                principal = await load_principal(session, by)
+                container.authorizer.authorize(principal, APPROVE, Resource(kind="registry"))
+                actor = principal.id
             promotion = _promotion(container, session)
-            prepared = await promotion.prepare_golden(name, body, actor=OPERATOR)
+            prepared = await promotion.prepare_golden(name, body, actor=actor)
             await container.records.write([_operator_event(container, name, prepared)])
             return await promotion.save_golden(prepared)
 
@@ -241,7 +255,7 @@ def _promotion(container: Container, session: AsyncSession) -> PromotionService:
 
 def _operator_event(container: Container, name: str, golden: GoldenRead) -> AuditEvent:
     return AuditEvent(
-        event_id=new_id("evt"), occurred_at=container.clock.now(), actor=OPERATOR,
+        event_id=new_id("evt"), occurred_at=container.clock.now(), actor=golden.created_by,
         action="registry.golden.put", resource=f"model:{name}", outcome=Outcome.SUCCESS,
         detail={"sha256": golden.sha256, "rows": golden.rows},
     )  # fmt: skip

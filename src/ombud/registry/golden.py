@@ -16,14 +16,20 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from ombud.core.clock import Clock
-from ombud.core.errors import Conflict, FieldError, InvalidRequest, PromotionRefused
+from ombud.core.errors import (
+    Conflict,
+    FieldError,
+    InvalidRequest,
+    PromotionRefused,
+    ServiceUnavailable,
+)
 from ombud.registry._views import serving_view
 from ombud.registry.promotion_repository import PromotionRepository
 from ombud.registry.promotion_schemas import GoldenCreate, GoldenRead, GoldenRow
 from ombud.registry.promotion_tables import GoldenDatasetRow
 from ombud.registry.schemas import FeatureSpec
 from ombud.registry.tables import RegisteredModelRow
-from ombud.serving.artifacts import ArtifactIntegrityError, ArtifactStore
+from ombud.serving.artifacts import STORE_UNAVAILABLE, ArtifactIntegrityError, ArtifactStore
 from ombud.serving.features import build_validator, validate_features
 
 SUFFIX = "json"
@@ -36,6 +42,8 @@ class GoldenData:
 
     sha256: str
     rows: list[GoldenRow]
+    created_by: str
+    """Who set it: promotion reports name it next to the digest."""
 
     @property
     def labels(self) -> list[int]:
@@ -75,14 +83,19 @@ class GoldenService:
 
         Raises:
             PromotionRefused: the rows are missing, altered or unreadable: nothing can pass.
+            ServiceUnavailable: the artifact store cannot be reached now: try again.
         """
         try:
             data = await anyio.to_thread.run_sync(
                 self._artifacts.read_digest_verified, row.uri, row.sha256
             )
         except ArtifactIntegrityError as exc:
+            if exc.reason == STORE_UNAVAILABLE:
+                raise ServiceUnavailable(
+                    detail=f"the golden dataset cannot be read now: {exc}"
+                ) from exc
             raise PromotionRefused(detail=f"the golden dataset cannot be read: {exc}") from exc
-        return GoldenData(sha256=row.sha256, rows=parse_rows(data))
+        return GoldenData(sha256=row.sha256, rows=parse_rows(data), created_by=row.created_by)
 
 
 def check_rows(model: str, specs: list[FeatureSpec], rows: list[GoldenRow]) -> None:

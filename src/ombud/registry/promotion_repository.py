@@ -48,6 +48,9 @@ class PromotionRepository:
         )
         return await self._session.scalar(stmt)
 
+    async def version(self, version_id: str) -> ModelVersionRow | None:
+        return await self._session.get(ModelVersionRow, version_id)
+
     async def approved_versions(self, model_id: str) -> Sequence[ModelVersionRow]:
         """The model's approved versions, newest first."""
         stmt = (

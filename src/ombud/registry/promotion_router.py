@@ -1,8 +1,9 @@
 """``/v1/registry/models/{name}/golden``, ``.../promotion-policy`` and
 ``.../versions/{v}/promotion-report``: the promotion gate's data, bar and verdicts.
 
-Permissions: ``registry.write`` to set a golden dataset (authors bring the evaluation data),
-``registry.approve`` to set the policy (approvers set the bar), ``registry.write`` or
+Permissions: ``registry.approve`` to set a golden dataset or the policy (the approver side owns
+the bar: an author who could replace the golden rows could pick the rows their version passes
+on), ``registry.write`` or
 ``registry.approve`` for a dry run, ``registry.read`` to read any of them. Every access is
 audited before anything is written; the gate audits its own reports.
 """
@@ -71,10 +72,10 @@ async def put_golden(
 ) -> GoldenRead:
     """Replace the model's golden dataset: labelled rows of the newest version's inputs.
 
-    Every row is validated first; one bad row refuses the whole set (422, each row named) and
-    nothing is stored.
+    Approvers only (``registry.approve``), like the policy. Every row is validated first; one
+    bad row refuses the whole set (422, each row named) and nothing is stored.
     """
-    _authorize(container, principal, WRITE)
+    _authorize(container, principal, APPROVE)
     prepared = await promotion.prepare_golden(name, body, actor=principal.id)
     detail = {"sha256": prepared.sha256, "rows": prepared.rows}
     await record_access(

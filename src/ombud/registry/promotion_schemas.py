@@ -128,6 +128,10 @@ class PromotionReport(BaseModel):
     threshold: float
     golden_sha256: str
     golden_rows: int
+    golden_created_by: str | None = None
+    """Who set the golden dataset the report was computed on (an approver, or ``operator`` /
+    ``system`` for the command line and the demo seed); null in reports stored before it was
+    recorded."""
     policy: PromotionPolicy
     dry_run: bool
     created_by: str

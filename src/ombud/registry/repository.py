@@ -65,6 +65,18 @@ class RegistryRepository:
             )
         )
 
+    async def version_by_id(
+        self, version_id: str
+    ) -> tuple[RegisteredModelRow, ModelVersionRow] | None:
+        """A version and its model by the version's id; None if no such version exists."""
+        stmt = (
+            select(RegisteredModelRow, ModelVersionRow)
+            .join(ModelVersionRow, ModelVersionRow.model_id == RegisteredModelRow.id)
+            .where(ModelVersionRow.id == version_id)
+        )
+        row = (await self._session.execute(stmt)).one_or_none()
+        return None if row is None else (row[0], row[1])
+
     async def with_status(self, model_id: str, status: VersionStatus) -> Sequence[ModelVersionRow]:
         stmt = select(ModelVersionRow).where(
             ModelVersionRow.model_id == model_id, ModelVersionRow.status == status.value

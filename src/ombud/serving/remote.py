@@ -2,14 +2,18 @@
 
 The gateway keeps everything that governs a call (authentication, policy, feature validation,
 records, audit) and sends only the scoring to a dedicated process, which may sit on bigger
-machines. The gateway names the exact version it resolved (id, digest, artifact, inputs); the
-inference server loads and verifies the artifact itself, so a compromised gateway can choose
-which registered bytes run, never what those bytes are.
+machines. The gateway names the exact version it resolved (its id and artifact digest); the
+inference server reads that version from its own registry (inputs, serving config, artifact,
+status), refuses it unless it is approved and has that digest, and loads and verifies the
+artifact itself. A compromised gateway can choose which approved version runs, never what that
+version is.
 
 One pooled ``aiohttp.ClientSession`` (created lazily, in the running loop) carries every call.
 Failures come back as ombud's own problems: no answer in time or no connection is
 ``ModelUnavailable`` (503), the server's load shedding is ``Overloaded`` (503, ``Retry-After``),
-and the server's own ``model_unavailable`` (an artifact that fails verification) passes through.
+and the server's own ``model_unavailable`` (an artifact that fails verification) passes through,
+as do its refusals of a version its registry does not serve (unknown, another digest, not
+approved), as ``ModelUnavailable``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ombud.core.errors import (
     PROBLEM_BASE,
     FieldError,
     InvalidRequest,
+    ModelNotFound,
     ModelUnavailable,
     Overloaded,
 )
@@ -43,6 +48,11 @@ SCORE_PATH = "/v1/internal/models/{version_id}/score"
 EXPLAIN_PATH = "/v1/internal/models/{version_id}/explain"
 NOT_EXPLAINABLE = "not_explainable"
 """The problem kind the inference server answers for a model ombud cannot explain."""
+VERSION_MISMATCH = "version_mismatch"
+"""The inference server's kind (409) for a digest that is not the registered version's."""
+VERSION_NOT_APPROVED = "version_not_approved"
+"""The inference server's kind (409) for a version its registry has, but not as approved."""
+_NOT_SERVED = frozenset({VERSION_MISMATCH, VERSION_NOT_APPROVED, ModelNotFound.kind})
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 """Largest answer read from the inference server; scores and explanations are far smaller."""
 _USER_AGENT = "ombud-gateway"
@@ -112,7 +122,7 @@ class RemoteRuntime:
         return model
 
     async def score(self, model: RemoteModel, features: dict[str, Any]) -> float:
-        body = {"version": _wire(model.version), "rows": [features]}
+        body = {"sha256": model.version.sha256, "rows": [features]}
         answer = await self._post(model.version, SCORE_PATH, body)
         scores = answer.get("scores")
         if not isinstance(scores, list) or len(scores) != 1 or not _is_number(scores[0]):
@@ -120,7 +130,7 @@ class RemoteRuntime:
         return float(scores[0])
 
     async def explain(self, model: RemoteModel, features: dict[str, Any]) -> dict[str, Any]:
-        body = {"version": _wire(model.version), "features": features}
+        body = {"sha256": model.version.sha256, "features": features}
         return await self._post(model.version, EXPLAIN_PATH, body)
 
     async def aclose(self) -> None:
@@ -171,10 +181,6 @@ class RemoteRuntime:
         raise _refusal(version, status, headers.get("Retry-After"), parsed or {})
 
 
-def _wire(version: ModelVersion) -> dict[str, Any]:
-    return version.model_dump(mode="json")
-
-
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -201,6 +207,11 @@ def _refusal(
     if kind == Overloaded.kind:
         return Overloaded(detail=detail, headers={"Retry-After": retry_after or "1"})
     if kind == ModelUnavailable.kind:
+        return ModelUnavailable(detail=detail)
+    if kind in _NOT_SERVED:
+        # The two registries disagree for a moment (a cached approval), or are not the same one.
+        log.warning("the inference server does not serve %s v%s: %s", version.model,
+                    version.version, detail)  # fmt: skip
         return ModelUnavailable(detail=detail)
     if kind == NOT_EXPLAINABLE:
         return NotExplainable(detail)

@@ -63,7 +63,8 @@ class LoadedModel:
     def score_many(self, rows: Sequence[dict[str, Any]]) -> list[float]:
         """One probability per row, from one ``predict_proba`` over one feature matrix.
 
-        Blocking. A row's score does not depend on the other rows of its batch.
+        Blocking. A row's score does not depend on the other rows of its batch, up to
+        floating-point rounding in the last bits.
         """
         names = self.input_names
         # An optional input left out reaches the model as missing (None), not as a KeyError.
