@@ -1,10 +1,10 @@
 """Rollouts over HTTP: canary routing, shadow isolation, promotion, manual and automatic
-rollback."""
+rollback, and what a change that loses a race leaves in the audit trail."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,21 +13,28 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
+from ombud.audit.events import AuditEvent, Outcome
 from ombud.audit.repository import AuditFilter, AuditRepository
 from ombud.config import DeploymentSettings, Settings
 from ombud.container import Container
 from ombud.core.clock import FrozenClock
+from ombud.core.errors import Conflict
 from ombud.deployments.monitor import MONITOR_ACTOR, MONITOR_JOB, RollbackMonitor
 from ombud.deployments.routing import bucket, choose_arm
 from ombud.deployments.schemas import Arm, DeploymentMode
+from ombud.deployments.service import Actor, DeploymentService, Rollback
+from ombud.deployments.tables import DeploymentEventRow, ShadowResultRow
 from ombud.deployments.wiring import deployment_jobs
 from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
 from ombud.jobs.catalog import default_registry
 from ombud.predictions.repository import PredictionRepository
+from ombud.records.writer import Record, RecordWriter
 from ombud.registry.repository import RegistryRepository
-from ombud.registry.schemas import ModelVersion, VersionStatus
+from ombud.registry.schemas import FeatureSpec, ModelVersion, VersionStatus
 from ombud.registry.service import RegistryService
 from ombud.serving.loader import Classifier
 from tests.integration.helpers import PREDICT, applicant, audit_for, bearer
@@ -36,18 +43,19 @@ pytestmark = pytest.mark.anyio
 
 DEPLOYMENTS = "/v1/deployments"
 MODEL = "credit-risk"
-SLOW_S = 1.0
-"""How long the slow shadow candidate takes: far beyond the shadow timeout of these tests."""
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"deployments": DeploymentSettings(shadow_timeout_s=0.2)})
+    # One shadow slot: a candidate that hung and kept it would starve every later mirror.
+    deployments = DeploymentSettings(shadow_timeout_s=0.2, shadow_concurrency=1)
+    return settings.model_copy(update={"deployments": deployments})
 
 
 @dataclass(frozen=True)
 class Rollout:
     analyst: str
+    """An API key that predicts (and may not read deployments: they count every tenant)."""
     engineer: dict[str, str]
     engineer_id: str
     approver: dict[str, str]
@@ -151,13 +159,16 @@ class Shifted:
 
 
 @dataclass
-class Slow:
+class Hung:
+    """A candidate that never answers until the test lets it go."""
+
     inner: Classifier
-    finished: threading.Event
+    release: threading.Event
+    started: threading.Event
 
     def predict_proba(self, x: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-        threading.Event().wait(SLOW_S)  # a slow model, not the test waiting
-        self.finished.set()
+        self.started.set()
+        self.release.wait()
         return self.inner.predict_proba(x)
 
 
@@ -219,7 +230,7 @@ async def test_refusals_change_nothing(
     assert unknown.json()["errors"][0]["loc"] == ["body", "candidate_version"]
     bad = await client.post(DEPLOYMENTS, json=_body(mode="shadow"), headers=rollout.engineer)
     assert bad.status_code == 422
-    listed = await client.get(DEPLOYMENTS, params={"model": MODEL}, headers=analyst)
+    listed = await client.get(DEPLOYMENTS, params={"model": MODEL}, headers=rollout.engineer)
     assert (listed.status_code, listed.json()) == (200, [])
 
     first = await _create(client, rollout)
@@ -235,10 +246,18 @@ async def test_refusals_change_nothing(
         headers=rollout.engineer,
     )  # fmt: skip
     assert wrong.status_code == 422
-    read = await client.get(f"{DEPLOYMENTS}/{first['id']}", headers=analyst)
+    read = await client.get(f"{DEPLOYMENTS}/{first['id']}", headers=rollout.engineer)
     assert (read.status_code, read.json()["percent"]) == (200, 50.0)
-    listed = await client.get(DEPLOYMENTS, params={"status": "active"}, headers=analyst)
+    listed = await client.get(DEPLOYMENTS, params={"status": "active"}, headers=rollout.engineer)
     assert [d["id"] for d in listed.json()] == [first["id"]]
+    # A tenant-scoped role reads no deployment: their numbers count every tenant's traffic.
+    for url in (
+        DEPLOYMENTS,
+        f"{DEPLOYMENTS}/{first['id']}",
+        f"{DEPLOYMENTS}/{first['id']}/events",
+        f"{DEPLOYMENTS}/{first['id']}/shadow",
+    ):
+        assert (await client.get(url, headers=analyst)).status_code == 403, url  # fmt: skip
 
 
 async def test_manual_rollback_is_audited_and_sends_everyone_to_stable(
@@ -269,7 +288,10 @@ async def test_manual_rollback_is_audited_and_sends_everyone_to_stable(
     assert (await _predict(client, rollout, "u1")).headers["X-Ombud-Model-Version"] == "1"
     again = await client.post(f"{url}/rollback", json={"reason": "x"}, headers=rollout.engineer)
     assert again.status_code == 409
-    events = (await client.get(f"{url}/events", headers=analyst)).json()
+    assert [e.outcome for e in await audit_for(container, again.headers["X-Request-Id"])] == [
+        Outcome.REJECTED
+    ]
+    events = (await client.get(f"{url}/events", headers=rollout.engineer)).json()
     assert [(e["action"], e["actor"], e["reason"]) for e in events] == [
         ("created", rollout.engineer_id, "try v2"),
         ("rolled_back", rollout.engineer_id, "complaints"),
@@ -316,35 +338,130 @@ async def test_shadow_candidates_never_change_the_answer(
     assert failed.json()["score"] == baseline["score"]
     await container.deployments.shadow.drain()
 
-    finished = threading.Event()
     loaded = await container.runtime.get(rollout.stable)
-    await _swap(container, rollout.candidate, Slow(loaded.classifier, finished))
-    slow = await _predict(client, rollout, "u2")
-    assert slow.status_code == 200
-    assert not finished.is_set()  # answered while the candidate was still scoring
-    await container.deployments.shadow.drain()
-    assert finished.is_set()
+    hung = Hung(loaded.classifier, threading.Event(), threading.Event())
+    await _swap(container, rollout.candidate, hung)
+    try:
+        slow = await _predict(client, rollout, "u2")
+        assert slow.status_code == 200
+        assert slow.json()["score"] == baseline["score"]
+        # The candidate never answers: the mirror times out and frees the only shadow slot.
+        await container.deployments.shadow.drain()
+        assert hung.started.is_set()
+        assert not hung.release.is_set()
 
-    await _swap(container, rollout.candidate, loaded.classifier)
-    await _predict(client, rollout, "u3")
-    await container.deployments.shadow.drain()
-    summary = await client.get(
-        f"{DEPLOYMENTS}/{deployment['id']}/shadow", headers=bearer(rollout.analyst)
-    )
+        await _swap(container, rollout.candidate, loaded.classifier)
+        await _predict(client, rollout, "u3")
+        await container.deployments.shadow.drain()
+    finally:
+        hung.release.set()
+    summary = await client.get(f"{DEPLOYMENTS}/{deployment['id']}/shadow", headers=rollout.engineer)
     assert summary.json() == {
         "deployment_id": deployment["id"], "count": 3, "compared": 1, "errors": 2,
         "agreement_rate": 1.0, "mean_abs_score_diff": 0.0,
     }  # fmt: skip
-    errors = container.metrics.registry.get_sample_value(
+    async with container.sessions() as session:
+        stmt = select(ShadowResultRow.error).order_by(ShadowResultRow.created_at)
+        errors = list((await session.scalars(stmt)).all())
+    assert sorted(errors, key=str) == sorted(["ValueError", "timeout", None], key=str)
+    counted = container.metrics.registry.get_sample_value(
         "ombud_shadow_mirrors_total", {"model": MODEL, "outcome": "error"}
     )
-    assert errors == 2.0
+    assert counted == 2.0
+
+
+async def test_a_candidate_that_refuses_stable_features_cannot_be_deployed(
+    client: httpx.AsyncClient, container: Container, rollout: Rollout
+) -> None:
+    stable = rollout.stable
+    category = next(f for f in stable.features if f.type == "category")
+    narrowed = [
+        f.model_copy(update={"categories": (f.categories or [])[:1]}) if f is category else f
+        for f in stable.features
+    ]
+    schemas = {
+        "tenure_years": [*stable.features, FeatureSpec(name="tenure_years", type="integer")],
+        category.name: narrowed,
+    }
+    for name, features in schemas.items():
+        async with container.sessions.begin() as session:
+            registry = RegistryService(RegistryRepository(session), container.clock)
+            version = await registry.register_version(
+                model=MODEL, artifact_uri=stable.artifact_uri, sha256=stable.sha256,
+                artifact_format=stable.format, features=features, serving=stable.serving,
+                status=VersionStatus.APPROVED, actor="operator",
+            )  # fmt: skip
+        for mode in ({"mode": "canary"}, {"mode": "shadow", "percent": None}):
+            refused = await client.post(
+                DEPLOYMENTS, json=_body(candidate_version=version.version, **mode),
+                headers=rollout.engineer,
+            )  # fmt: skip
+            assert refused.status_code == 422, refused.text
+            assert name in refused.json()["detail"]
+            assert refused.json()["errors"][0]["loc"] == ["body", "candidate_version"]
+            audited = await audit_for(container, refused.headers["X-Request-Id"])
+            assert [e.outcome for e in audited] == [Outcome.REJECTED]
+    # The other way round is fine: the wider version may serve what the narrower one took.
+    await _create(client, rollout, stable_version=version.version, candidate_version=1)
+
+
+class RacingWriter:
+    """Writes records; right after the first success event of ``action`` is committed, ends
+    that deployment by hand in a transaction of its own, as a concurrent request would."""
+
+    def __init__(self, inner: RecordWriter, container: Container, action: str) -> None:
+        self.inner = inner
+        self.container = container
+        self.action = action
+        self.raced = False
+
+    async def write(self, records: Sequence[Record]) -> None:
+        await self.inner.write(records)
+        for record in records:
+            if isinstance(record, AuditEvent) and record.action == self.action and not self.raced:
+                self.raced = True
+                deployment_id = record.resource.removeprefix("deployment:")
+                async with self.container.sessions.begin() as session:
+                    service = DeploymentService(session, self.container.clock, self.inner)
+                    await service.rollback(Actor("someone"), Rollback(deployment_id, "by hand"))
+
+
+async def _trail(container: Container, deployment_id: str) -> list[tuple[str, str, str, str]]:
+    async with container.sessions() as session:
+        links = await AuditRepository(session).find(
+            AuditFilter(resource_prefix=f"deployment:{deployment_id}")
+        )
+    return [
+        (link.event.action, link.event.actor, link.event.outcome.value, link.event.reason or "")
+        for link in links
+        if link.event is not None
+    ]
+
+
+async def test_a_change_that_loses_a_race_is_compensated_in_the_trail(
+    client: httpx.AsyncClient, container: Container, rollout: Rollout
+) -> None:
+    racing = RacingWriter(container.records, container, "deployment.promote")
+    deployment = await _create(client, rollout, percent=10)
+    async with container.sessions() as session:
+        service = DeploymentService(session, container.clock, racing)
+        with pytest.raises(Conflict, match="changed meanwhile"):
+            await service.promote(Actor("late"), deployment["id"], "ship it")
+    trail = await _trail(container, deployment["id"])
+    assert trail[1:] == [
+        ("deployment.promote", "late", "success", "ship it"),
+        ("deployment.rollback", "someone", "success", "by hand"),
+        ("deployment.promote", "late", "error", "conflict"),
+    ]
+    read = await client.get(f"{DEPLOYMENTS}/{deployment['id']}", headers=rollout.engineer)
+    assert (read.json()["status"], read.json()["ended_by"]) == ("rolled_back", "someone")
 
 
 async def _monitor(container: Container, clock: FrozenClock) -> list[str]:
     monitor = RollbackMonitor(
-        container.records, container.metrics, container.deployments.routing.invalidate
-    )
+        container.sessions, container.records, container.metrics,
+        container.deployments.routing.invalidate,
+    )  # fmt: skip
     async with container.sessions.begin() as session:
         return [v.deployment_id for v in await monitor.check(session, clock)]
 
@@ -428,3 +545,80 @@ async def test_the_monitor_is_a_job_run_every_minute(
     assert spec.cron == "* * * * *"
     # With nothing deployed, a run rolls nothing back.
     assert await _monitor(container, FrozenClock(container.clock.now())) == []
+
+
+async def test_the_monitor_skips_a_deployment_rolled_back_meanwhile(
+    lenient_client: httpx.AsyncClient, container: Container, rollout: Rollout
+) -> None:
+    client = lenient_client
+    guards = {"min_requests": 3, "max_error_rate": 0.2, "window_s": 300, "max_score_psi": None}
+    deployment = await _create(client, rollout, guards=guards)
+    await _swap(container, rollout.candidate, Failing())
+    for subject in _subjects(deployment["id"], Arm.CANARY, 3):
+        assert (await _predict(client, rollout, subject)).status_code >= 500
+    racing = RacingWriter(container.records, container, "deployment.rollback")
+    forgotten: list[str] = []
+    monitor = RollbackMonitor(container.sessions, racing, container.metrics, forgotten.append)
+    async with container.sessions.begin() as session:
+        assert await monitor.check(session, FrozenClock(container.clock.now())) == []
+    assert forgotten == []
+    trail = await _trail(container, deployment["id"])
+    assert trail[1:] == [
+        ("deployment.rollback", MONITOR_ACTOR, "success", trail[1][3]),
+        ("deployment.rollback", "someone", "success", "by hand"),
+        ("deployment.rollback", MONITOR_ACTOR, "error", "conflict"),
+    ]
+    assert (
+        container.metrics.registry.get_sample_value(
+            "ombud_deployment_rollbacks_total", {"model": MODEL, "reason": "error_rate"}
+        )
+        is None
+    )
+    # Ended now: the next run writes nothing for it.
+    async with container.sessions.begin() as session:
+        assert await monitor.check(session, FrozenClock(container.clock.now())) == []
+    assert len(await _trail(container, deployment["id"])) == len(trail)
+
+
+@pytest.fixture
+def commits_and_forgets(container: Container) -> Iterator[list[str]]:
+    """``commit`` for each commit of a change to a deployment (each appends to its history),
+    ``invalidate`` for each time the routing cache forgets a model, in order."""
+    order: list[str] = []
+    routing = container.deployments.routing
+    forget = routing.invalidate
+
+    def flushing(session: Session, *_: object) -> None:
+        if any(isinstance(o, DeploymentEventRow) for o in session.new):
+            session.info["deployment_changed"] = True
+
+    def committed(session: Session) -> None:
+        if session.info.pop("deployment_changed", False):
+            order.append("commit")
+
+    def invalidate(model: str) -> None:
+        order.append("invalidate")
+        forget(model)
+
+    event.listen(Session, "before_flush", flushing)
+    event.listen(Session, "after_commit", committed)
+    object.__setattr__(routing, "invalidate", invalidate)
+    try:
+        yield order
+    finally:
+        event.remove(Session, "after_commit", committed)
+        event.remove(Session, "before_flush", flushing)
+        object.__delattr__(routing, "invalidate")
+
+
+async def test_the_routing_cache_forgets_a_model_only_after_the_change_committed(
+    client: httpx.AsyncClient, rollout: Rollout, commits_and_forgets: list[str]
+) -> None:
+    deployment = await _create(client, rollout, percent=10)
+    assert commits_and_forgets == ["commit", "invalidate"]
+    url = f"{DEPLOYMENTS}/{deployment['id']}"
+    for path, body in (("", {"percent": 20}), ("/rollback", {"reason": "done"})):
+        commits_and_forgets.clear()
+        method = client.patch if not path else client.post
+        assert (await method(url + path, json=body, headers=rollout.engineer)).status_code == 200
+        assert commits_and_forgets == ["commit", "invalidate"], path

@@ -1,17 +1,29 @@
-"""Rollout routing, the create schema and the monitor's arithmetic: no I/O."""
+"""Rollout routing and its cache, the create schema, schema compatibility and the monitor's
+arithmetic: no I/O."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import pytest
 from pydantic import ValidationError
 from scipy.stats import binomtest
 
+from ombud.core.clock import FrozenClock
+from ombud.deployments import routing as routing_module
+from ombud.deployments.compatibility import narrower_features
 from ombud.deployments.monitor import evaluate, p99, psi
 from ombud.deployments.repository import ArmObservations
-from ombud.deployments.routing import BUCKETS, bucket, candidate_buckets, choose_arm
+from ombud.deployments.routing import (
+    BUCKETS,
+    DeploymentRouting,
+    bucket,
+    candidate_buckets,
+    choose_arm,
+)
 from ombud.deployments.schemas import Arm, DeploymentCreate, DeploymentMode, Guards
+from ombud.registry.schemas import FeatureSpec
 
 DEPLOYMENT = "dep_0123456789abcdef0123456789abcdef"
 SUBJECTS = [f"subject-{n}" for n in range(4_000)]
@@ -127,3 +139,72 @@ def test_evaluate_breaches_only_past_min_requests() -> None:
     assert bad.breaches == ["error_rate", "p99_latency", "score_psi"]
     healthy = evaluate("dep", "m", guards, stable, _observed(40, 1, 0.2, 5.0))
     assert healthy.breaches == []
+
+
+def _spec(name: str, **changes: object) -> FeatureSpec:
+    fields: dict[str, object] = {"name": name, "type": "number"}
+    fields.update(changes)
+    return FeatureSpec.model_validate(fields)
+
+
+def test_a_candidate_may_widen_the_stable_schema_but_never_narrow_it() -> None:
+    stable = [
+        _spec("amount", minimum=0, maximum=100),
+        _spec("purpose", type="category", categories=["car", "home"]),
+        _spec("age", type="integer", required=False),
+    ]
+    wider = [
+        _spec("amount", minimum=-5),
+        _spec("purpose", type="category", categories=["car", "home", "boat"]),
+        _spec("age", type="number", required=False),
+        _spec("income", required=False),
+    ]
+    assert narrower_features(stable, stable) == []
+    assert narrower_features(stable, wider) == []
+    narrower = [
+        _spec("amount", minimum=1, maximum=50),
+        _spec("purpose", type="category", categories=["car"]),
+        _spec("tenure"),
+    ]
+    assert narrower_features(stable, narrower) == [
+        "amount: minimum raised to 1",
+        "amount: maximum lowered to 50",
+        "purpose: categories home are no longer allowed",
+        "tenure: required, but the stable version does not declare it",
+        "age: declared by the stable version, unknown to the candidate",
+    ]
+    required = [*stable[:2], _spec("age", type="boolean")]
+    assert narrower_features(stable, required) == ["age: its type changed from integer to boolean"]
+    assert narrower_features(stable, [*stable[:2], _spec("age", type="integer")]) == [
+        "age: required, but optional in the stable version"
+    ]
+
+
+class _Sessions:
+    """Stands in for a session maker: the routing under test never touches the session."""
+
+    def __call__(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
+
+
+@pytest.mark.anyio
+async def test_the_routing_cache_keeps_only_the_names_asked_for_most_recently(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loads: list[str] = []
+
+    async def load(session: object, clock: object, model: str) -> None:
+        loads.append(model)
+
+    monkeypatch.setattr(routing_module, "load_routing", load)
+    routing = DeploymentRouting(_Sessions(), FrozenClock(), ttl_s=60.0, max_names=3)  # type: ignore[arg-type]
+    for name in ("a", "b", "c", "a", "d"):
+        assert await routing.routing(name) is None
+    assert routing.cached_names == 3
+    assert loads == ["a", "b", "c", "d"]  # "a" again came from the cache
+    await routing.routing("a")
+    await routing.routing("b")  # the least recently asked for ("b") was dropped for "d"
+    assert loads == ["a", "b", "c", "d", "b"]
+    for n in range(5_000):
+        await routing.routing(f"random-{n}")
+    assert routing.cached_names == 3

@@ -34,8 +34,9 @@ DEFAULT_PERMISSIONS: Mapping[str, frozenset[str]] = {
     # The bundle adds what roles cannot say: nobody decides on their own submission.
     "registry.approve": frozenset({"model_approver"}),
     "artifact.write": frozenset({"data_scientist"}),
+    # Platform roles only: a deployment's numbers count every tenant's traffic.
     "deployment.read": frozenset(
-        {"analyst", "compliance_officer", "data_scientist", "ml_engineer", "model_approver"}
+        {"compliance_officer", "data_scientist", "ml_engineer", "model_approver"}
     ),
     "deployment.manage": frozenset({"ml_engineer", "model_approver"}),
     "prediction.outcome": frozenset({"analyst", "service"}),

@@ -6,6 +6,14 @@ its model latency, and the population stability index (PSI) of its scores agains
 arm's. Once the candidate arm has seen ``min_requests`` calls, any breached guard rolls the
 deployment back: status, history entry, audit event with the numbers, and
 ``ombud_deployment_rollbacks_total{model,reason}``.
+
+The numbers are read in the job's transaction; each rollback is a transaction of its own, so one
+deployment that was ended or changed meanwhile (by hand, or by another worker) neither undoes the
+others nor leaves a success event behind: one that already ended is skipped before anything is
+audited, and one that changed between the check and the write gets its event compensated (see
+:mod:`ombud.deployments.service`). A rollback committed by a job attempt that then fails is not
+repeated by the retry: the deployment is no longer active. This process's routing cache forgets a
+model only once its rollback committed.
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ombud.core.clock import Clock
+from ombud.core.errors import Conflict
 from ombud.deployments.repository import ArmObservations, DeploymentRepository
 from ombud.deployments.schemas import Arm, DeploymentMode, Guards
 from ombud.deployments.service import AUTOMATIC, Actor, DeploymentService, Rollback
@@ -121,18 +130,22 @@ class RollbackMonitor:
     """Checks every active canary and A/B deployment and rolls back those that breach.
 
     Args:
+        sessions: Where each rollback gets a transaction of its own.
         records: The audit record writer.
         metrics: Where rollbacks are counted.
-        on_rollback: Told each rolled-back model's name (this process's routing cache forgets
-            its deployment at once; other processes follow within their cache ttl).
+        on_rollback: Told each rolled-back model's name once its rollback committed (this
+            process's routing cache forgets its deployment at once; other processes follow
+            within their cache ttl).
     """
 
     def __init__(
         self,
+        sessions: async_sessionmaker[AsyncSession],
         records: RecordWriter,
         metrics: Metrics,
         on_rollback: Callable[[str], None] | None = None,
     ) -> None:
+        self._sessions = sessions
         self._records = records
         self._metrics = metrics
         self._on_rollback = on_rollback
@@ -142,10 +155,11 @@ class RollbackMonitor:
         await self.check(context.session, context.clock)
 
     async def check(self, session: AsyncSession, clock: Clock) -> list[Verdict]:
-        """Measure every active canary and A/B deployment; roll back those that breach.
+        """Measure every active canary and A/B deployment (in ``session``); roll back those
+        that breach, each in a transaction of its own.
 
         Returns:
-            The verdicts that led to a rollback.
+            The verdicts that led to a rollback (not those skipped: ended or changed meanwhile).
         """
         repo = DeploymentRepository(session)
         now = clock.now()
@@ -154,22 +168,29 @@ class RollbackMonitor:
             verdict = await self._measure(repo, row, now)
             if verdict.breaches:
                 breached.append(verdict)
-        if not breached:
-            return []
-        service = DeploymentService(session, clock, self._records)
-        rollbacks = [
-            Rollback(v.deployment_id, _reason(v), AUTOMATIC,
-                     {**v.numbers, "breaches": v.breaches})
-            for v in breached
-        ]  # fmt: skip
-        await service.rollback_many(Actor(MONITOR_ACTOR), rollbacks)
-        for verdict in breached:
-            self._metrics.deployment_rollbacks.labels(verdict.model, verdict.breaches[0]).inc()
-            log.warning("rolled back deployment %s of %s: %s", verdict.deployment_id,
-                        verdict.model, _reason(verdict))  # fmt: skip
-            if self._on_rollback is not None:
-                self._on_rollback(verdict.model)
-        return breached
+        return [v for v in breached if await self._roll_back(v, clock)]
+
+    async def _roll_back(self, verdict: Verdict, clock: Clock) -> bool:
+        """Roll one deployment back and commit; False (nothing changed) on a 409."""
+        rollback = Rollback(verdict.deployment_id, _reason(verdict), AUTOMATIC,
+                            {**verdict.numbers, "breaches": verdict.breaches})  # fmt: skip
+        async with self._sessions() as session:
+            try:
+                await DeploymentService(session, clock, self._records).rollback(
+                    Actor(MONITOR_ACTOR), rollback
+                )
+            except Conflict as exc:
+                await session.rollback()
+                log.info("skipped the rollback of deployment %s: %s", verdict.deployment_id,
+                         exc.detail)  # fmt: skip
+                return False
+            await session.commit()
+        self._metrics.deployment_rollbacks.labels(verdict.model, verdict.breaches[0]).inc()
+        log.warning("rolled back deployment %s of %s: %s", verdict.deployment_id,
+                    verdict.model, rollback.reason)  # fmt: skip
+        if self._on_rollback is not None:
+            self._on_rollback(verdict.model)
+        return True
 
     @staticmethod
     async def _measure(repo: DeploymentRepository, row: DeploymentRow, now: datetime) -> Verdict:

@@ -50,6 +50,10 @@ class DeploymentRepository:
     async def flush(self) -> None:
         await self._session.flush()
 
+    async def rollback(self) -> None:
+        """Undo the unit of work (a change that lost a race; see the service)."""
+        await self._session.rollback()
+
     async def get(self, deployment_id: str) -> DeploymentRow | None:
         return await self._session.get(DeploymentRow, deployment_id)
 

@@ -2,16 +2,18 @@
 
 Reads need ``deployment.read``; changes need ``deployment.manage``. Each route authorizes its
 action first; reads are audited as control-plane accesses, and every change audits itself (with
-its actor and reason) in :class:`~ombud.deployments.service.DeploymentService`. A change made
-here applies to this process's routing at once, and to other processes within
-``OMBUD_DEPLOYMENTS__CACHE_TTL_S``.
+its actor and reason) in :class:`~ombud.deployments.service.DeploymentService`. A change drops
+this process's cached routing of its model once the request's transaction has committed (a
+background task runs after the response, hence after the commit: dropped earlier, a concurrent
+call could cache the state from before the change again), so it applies here at once and in
+other processes within ``OMBUD_DEPLOYMENTS__CACHE_TTL_S``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
 
 from ombud.api.access import record_access
 from ombud.api.deps import ContainerDep, PrincipalDep, SessionDep
@@ -62,6 +64,16 @@ async def _read(
     await record_access(container, request, principal, READ, resource)
 
 
+def _after_commit(background: BackgroundTasks, container: Container, model: str) -> None:
+    """Drop this process's cached routing of ``model`` once the change has committed."""
+    background.add_task(_forget, container, model)
+
+
+async def _forget(container: Container, model: str) -> None:
+    # ``async``: Starlette runs a plain function in a thread, and the cache is the loop's.
+    container.deployments.routing.invalidate(model)
+
+
 @router.post(
     "", name="deployment.create", status_code=201, summary="Start a deployment",
     responses=RESPONSES,
@@ -69,6 +81,7 @@ async def _read(
 async def create_deployment(
     body: DeploymentCreate,
     request: Request,
+    background: BackgroundTasks,
     principal: PrincipalDep,
     service: ServiceDep,
     container: ContainerDep,
@@ -77,7 +90,7 @@ async def create_deployment(
     model already has an active deployment or a version is not approved."""
     _authorize(container, principal, MANAGE, f"model:{body.model}")
     created = await service.create(_actor(request, principal), body)
-    container.deployments.routing.invalidate(created.model)
+    _after_commit(background, container, created.model)
     return created
 
 
@@ -116,6 +129,7 @@ async def update_deployment(
     deployment_id: DeploymentId,
     body: DeploymentUpdate,
     request: Request,
+    background: BackgroundTasks,
     principal: PrincipalDep,
     service: ServiceDep,
     container: ContainerDep,
@@ -124,7 +138,7 @@ async def update_deployment(
     only moves subjects from stable to the candidate."""
     _authorize(container, principal, MANAGE, f"deployment:{deployment_id}")
     updated = await service.update(_actor(request, principal), deployment_id, body)
-    container.deployments.routing.invalidate(updated.model)
+    _after_commit(background, container, updated.model)
     return updated
 
 
@@ -136,6 +150,7 @@ async def promote_deployment(
     deployment_id: DeploymentId,
     body: PromoteBody,
     request: Request,
+    background: BackgroundTasks,
     principal: PrincipalDep,
     service: ServiceDep,
     container: ContainerDep,
@@ -143,7 +158,7 @@ async def promote_deployment(
     """End the deployment; the candidate serves the model from now on."""
     _authorize(container, principal, MANAGE, f"deployment:{deployment_id}")
     promoted = await service.promote(_actor(request, principal), deployment_id, body.reason)
-    container.deployments.routing.invalidate(promoted.model)
+    _after_commit(background, container, promoted.model)
     return promoted
 
 
@@ -155,6 +170,7 @@ async def rollback_deployment(
     deployment_id: DeploymentId,
     body: RollbackBody,
     request: Request,
+    background: BackgroundTasks,
     principal: PrincipalDep,
     service: ServiceDep,
     container: ContainerDep,
@@ -163,8 +179,10 @@ async def rollback_deployment(
     _authorize(container, principal, MANAGE, f"deployment:{deployment_id}")
     rollback = Rollback(deployment_id, body.reason, MANUAL)
     rolled_back = await service.rollback(_actor(request, principal), rollback)
-    container.deployments.routing.invalidate(rolled_back.model)
-    container.metrics.deployment_rollbacks.labels(rolled_back.model, MANUAL).inc()
+    _after_commit(background, container, rolled_back.model)
+    background.add_task(
+        container.metrics.deployment_rollbacks.labels(rolled_back.model, MANUAL).inc
+    )
     return rolled_back
 
 
@@ -176,6 +194,7 @@ async def complete_deployment(
     deployment_id: DeploymentId,
     body: PromoteBody,
     request: Request,
+    background: BackgroundTasks,
     principal: PrincipalDep,
     service: ServiceDep,
     container: ContainerDep,
@@ -183,7 +202,7 @@ async def complete_deployment(
     """End the deployment (e.g. a finished shadow run); the stable version serves on."""
     _authorize(container, principal, MANAGE, f"deployment:{deployment_id}")
     completed = await service.complete(_actor(request, principal), deployment_id, body.reason)
-    container.deployments.routing.invalidate(completed.model)
+    _after_commit(background, container, completed.model)
     return completed
 
 

@@ -10,12 +10,15 @@ stable version if rolled back or completed) until another version is approved; a
 never had a deployment is served by its newest approved version.
 
 How each model is served is cached per model name for ``ttl_s`` by the injected clock, like the
-registry's version cache: a change made in another process applies within that time.
+registry's version cache: a change made in another process applies within that time. The cache
+keeps the ``max_names`` names asked for most recently (any name can be asked for, registered or
+not, so it must not grow with them).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,6 +32,8 @@ from ombud.registry.schemas import ModelVersion, VersionStatus
 from ombud.registry.service import RegistryService
 
 BUCKETS = 10_000
+CACHED_NAMES = 1_024
+"""Model names whose routing a process keeps, least recently asked for dropped first."""
 
 
 def bucket(deployment_id: str, subject: str) -> int:
@@ -84,26 +89,42 @@ ended on, or (None) by the newest approved version."""
 
 
 class DeploymentRouting:
-    """How each model name is served (see :data:`Routing`), cached for ``ttl_s``."""
+    """How each model name is served (see :data:`Routing`), cached for ``ttl_s``, for at most
+    ``max_names`` names (an LRU)."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], clock: Clock, ttl_s: float
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        ttl_s: float,
+        *,
+        max_names: int = CACHED_NAMES,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._ttl_s = ttl_s
-        self._cache: dict[str, tuple[float, Routing]] = {}
+        self._max_names = max_names
+        self._cache: OrderedDict[str, tuple[float, Routing]] = OrderedDict()
+
+    @property
+    def cached_names(self) -> int:
+        """How many model names are cached (not ``__len__``: an empty cache is no less there)."""
+        return len(self._cache)
 
     async def routing(self, model: str) -> Routing:
         """The model's active deployment or pinned version; None: its newest approved serves."""
         now = self._clock.monotonic()
         cached = self._cache.get(model)
         if cached is not None and cached[0] > now:
+            self._cache.move_to_end(model)
             return cached[1]
         async with self._sessions() as session:
             found = await load_routing(session, self._clock, model)
         # Kept even with a ttl of 0 (then always stale), so ``peek`` sees what a call was routed by.
         self._cache[model] = (now + self._ttl_s, found)
+        self._cache.move_to_end(model)
+        while len(self._cache) > self._max_names:
+            self._cache.popitem(last=False)
         return found
 
     def peek(self, model: str) -> ActiveDeployment | None:

@@ -3,14 +3,20 @@
 Every change is audited through the record writer before this unit of work writes anything (the
 writer commits on connections of its own and must not wait on a write lock this transaction
 holds: SQLite has one writer), then applied with optimistic locking and appended to the
-deployment's history. The service never commits: the request or job that uses it owns the
-unit of work. Authorization is the caller's (the router; the monitor acts as the system).
+deployment's history. When that write loses a race (another change got there first: 409), the
+unit of work is rolled back and a compensating event is recorded (same action and resource,
+outcome ``error``, reason ``conflict``, ``detail.compensates`` naming the success event), so the
+trail never shows a change as made without also showing that it did not happen. The service
+never commits: the request or job that uses it owns the unit of work. Authorization is the
+caller's (the router; the monitor acts as the system).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +27,7 @@ from ombud.core.clock import Clock
 from ombud.core.errors import Conflict, FieldError, InvalidRequest, NotFound
 from ombud.core.ids import new_id
 from ombud.deployments._views import deployment_read, event_read
+from ombud.deployments.compatibility import narrower_features
 from ombud.deployments.repository import DeploymentRepository
 from ombud.deployments.schemas import (
     DeploymentCreate,
@@ -34,7 +41,7 @@ from ombud.deployments.schemas import (
 from ombud.deployments.tables import DeploymentEventRow, DeploymentRow
 from ombud.records.writer import RecordWriter
 from ombud.registry.repository import RegistryRepository
-from ombud.registry.schemas import VersionStatus
+from ombud.registry.schemas import FeatureSpec, VersionStatus
 from ombud.registry.service import RegistryService
 from ombud.registry.tables import ModelVersionRow, RegisteredModelRow
 
@@ -45,6 +52,8 @@ ROLLED_BACK = "rolled_back"
 COMPLETED = "completed"
 MANUAL = "manual"
 AUTOMATIC = "automatic"
+CONFLICT = "conflict"
+"""The reason of a compensating audit event: the change it names lost a race."""
 
 
 @dataclass(frozen=True)
@@ -82,10 +91,12 @@ class DeploymentService:
         self._records = records
 
     async def create(self, actor: Actor, body: DeploymentCreate) -> DeploymentRead:
-        """Start a rollout; 409 when the model has an active one or a version is not approved."""
+        """Start a rollout; 409 when the model has an active one or a version is not approved,
+        422 when the candidate would refuse features the stable version accepts."""
         model = await self._registry.model_row(body.model)
         stable = await self._approved(model, body.stable_version, "stable_version")
         candidate = await self._approved(model, body.candidate_version, "candidate_version")
+        _check_compatible(model.name, stable, candidate)
         current = await self._repo.active_for_model(model.name)
         if current is not None:
             raise Conflict(detail=f"{model.name!r} already has an active deployment {current.id}")
@@ -103,13 +114,14 @@ class DeploymentService:
         detail = {"model": model.name, "mode": row.mode, "stable_version": stable.version,
                   "candidate_version": candidate.version, "percent": row.percent,
                   "weights": row.weights, "guards": row.guards}  # fmt: skip
-        await self._records.write([self._event(actor, "deployment.create", row.id, body.reason,
-                                               detail)])  # fmt: skip
+        event = self._event(actor, "deployment.create", row.id, body.reason, detail)
+        await self._records.write([event])
         self._repo.add(row)
         try:
             await self._repo.flush()
         except IntegrityError:
             # Another request started a deployment of this model between our check and insert.
+            await self._compensate(event)
             raise Conflict(detail=f"{model.name!r} already has an active deployment") from None
         await self._history(row, CREATED, actor.id, body.reason, detail)
         return deployment_read(row)
@@ -136,11 +148,10 @@ class DeploymentService:
         row = await self._active(deployment_id)
         percent, weights = _new_split(DeploymentMode(row.mode), body)
         detail = {"from": row.percent, "to": percent, "weights": weights}
-        await self._records.write(
-            [self._event(actor, "deployment.update", row.id, body.reason, detail)]
-        )
+        event = self._event(actor, "deployment.update", row.id, body.reason, detail)
+        await self._records.write([event])
         now = self._clock.now()
-        await self._move(row, {"percent": percent, "weights": weights, "updated_at": now})
+        await self._move(row, {"percent": percent, "weights": weights, "updated_at": now}, event)
         await self._history(row, PERCENT_CHANGED, actor.id, body.reason, detail)
         return deployment_read(row)
 
@@ -149,10 +160,9 @@ class DeploymentService:
         version is approved or deployed)."""
         row = await self._active(deployment_id)
         detail = {"candidate_version": row.candidate_version, "stable_version": row.stable_version}
-        await self._records.write(
-            [self._event(actor, "deployment.promote", row.id, reason, detail)]
-        )
-        await self._end(row, DeploymentStatus.PROMOTED, actor.id, reason)
+        event = self._event(actor, "deployment.promote", row.id, reason, detail)
+        await self._records.write([event])
+        await self._end(row, DeploymentStatus.PROMOTED, event)
         await self._history(row, PROMOTED, actor.id, reason, detail)
         return deployment_read(row)
 
@@ -161,35 +171,27 @@ class DeploymentService:
     ) -> DeploymentRead:
         """End the rollout without promoting (e.g. a finished shadow run): stable serves on."""
         row = await self._active(deployment_id)
-        await self._records.write([self._event(actor, "deployment.complete", row.id, reason, {})])
-        await self._end(row, DeploymentStatus.COMPLETED, actor.id, reason)
+        event = self._event(actor, "deployment.complete", row.id, reason, {})
+        await self._records.write([event])
+        await self._end(row, DeploymentStatus.COMPLETED, event)
         await self._history(row, COMPLETED, actor.id, reason, {})
         return deployment_read(row)
 
     async def rollback(self, actor: Actor, rollback: Rollback) -> DeploymentRead:
-        """End the rollout with all traffic back on the stable version."""
-        [read] = await self.rollback_many(actor, [rollback])
-        return read
-
-    async def rollback_many(self, actor: Actor, rollbacks: list[Rollback]) -> list[DeploymentRead]:
-        """Roll several deployments back: every audit event first (one batch), then the rows.
+        """End the rollout with all traffic back on the stable version.
 
         Raises:
             NotFound: an unknown deployment.
-            Conflict: a deployment that is no longer active.
+            Conflict: a deployment that is no longer active (nothing is audited as done), or
+                one that changed meanwhile (its success event is compensated).
         """
-        rows = [await self._active(r.deployment_id) for r in rollbacks]
-        events = [
-            self._event(actor, "deployment.rollback", row.id, r.reason, _rollback_detail(r))
-            for row, r in zip(rows, rollbacks, strict=True)
-        ]
-        await self._records.write(events)
-        done: list[DeploymentRead] = []
-        for row, r in zip(rows, rollbacks, strict=True):
-            await self._end(row, DeploymentStatus.ROLLED_BACK, actor.id, r.reason)
-            await self._history(row, ROLLED_BACK, actor.id, r.reason, _rollback_detail(r))
-            done.append(deployment_read(row))
-        return done
+        row = await self._active(rollback.deployment_id)
+        detail = _rollback_detail(rollback)
+        event = self._event(actor, "deployment.rollback", row.id, rollback.reason, detail)
+        await self._records.write([event])
+        await self._end(row, DeploymentStatus.ROLLED_BACK, event)
+        await self._history(row, ROLLED_BACK, actor.id, rollback.reason, detail)
+        return deployment_read(row)
 
     async def shadow_summary(self, deployment_id: str) -> ShadowSummary:
         """How the candidate compares with stable on the deployment's mirrored calls."""
@@ -241,18 +243,28 @@ class DeploymentService:
             raise Conflict(detail=f"the deployment is {row.status}, no longer active")
         return row
 
-    async def _end(
-        self, row: DeploymentRow, status: DeploymentStatus, actor: str, reason: str | None
-    ) -> None:
+    async def _end(self, row: DeploymentRow, status: DeploymentStatus, event: AuditEvent) -> None:
         now = self._clock.now()
-        values = {"status": status.value, "active_model_id": None, "ended_by": actor,
-                  "ended_at": now, "end_reason": reason, "updated_at": now}  # fmt: skip
-        await self._move(row, values)
+        values = {"status": status.value, "active_model_id": None, "ended_by": event.actor,
+                  "ended_at": now, "end_reason": event.reason, "updated_at": now}  # fmt: skip
+        await self._move(row, values, event)
 
-    async def _move(self, row: DeploymentRow, values: Mapping[str, object]) -> None:
+    async def _move(
+        self, row: DeploymentRow, values: Mapping[str, object], event: AuditEvent
+    ) -> None:
+        """Apply ``values`` unless the row changed since it was read; then ``event`` (already
+        written) is compensated and 409 raised."""
         if not await self._repo.update_guarded(row.id, row.revision, values):
+            await self._compensate(event)
             raise Conflict(detail="the deployment changed meanwhile; read it again")
         await self._repo.refresh(row)
+
+    async def _compensate(self, event: AuditEvent) -> None:
+        """Record that ``event``'s change did not happen. This unit of work is rolled back
+        first: its caller would roll it back anyway, and on SQLite it holds the one write lock
+        the record writer needs."""
+        await self._repo.rollback()
+        await self._records.write([compensation(event, self._clock.now(), new_id("evt"))])
 
     async def _history(
         self, row: DeploymentRow, action: str, actor: str, reason: str | None,
@@ -277,6 +289,33 @@ class DeploymentService:
             tenant_id=actor.tenant_id, request_id=actor.request_id, reason=reason,
             detail=detail,
         )  # fmt: skip
+
+
+def compensation(event: AuditEvent, now: datetime, event_id: str) -> AuditEvent:
+    """The event saying that ``event``'s change was not made: it lost a race (409)."""
+    return dataclasses.replace(
+        event, event_id=event_id, occurred_at=now, outcome=Outcome.ERROR, reason=CONFLICT,
+        detail={"compensates": event.event_id, "reason": event.reason},
+    )  # fmt: skip
+
+
+def _check_compatible(model: str, stable: ModelVersionRow, candidate: ModelVersionRow) -> None:
+    """422 when ``candidate`` would refuse features that ``stable`` accepts: its subjects would
+    get a 422 on every call, which the rollback monitor cannot see."""
+    problems = narrower_features(
+        [FeatureSpec.model_validate(f) for f in stable.input_schema],
+        [FeatureSpec.model_validate(f) for f in candidate.input_schema],
+    )
+    if not problems:
+        return
+    message = (
+        f"{model} v{candidate.version} would refuse calls that v{stable.version} accepts: "
+        + "; ".join(problems)
+    )
+    raise InvalidRequest(
+        detail=message,
+        errors=[FieldError(("body", "candidate_version"), message, "incompatible_schema")],
+    )
 
 
 def _rollback_detail(rollback: Rollback) -> dict[str, Any]:

@@ -4,14 +4,20 @@ Mirrors run after the stable answer is recorded, in tasks of their own, on threa
 (at most ``shadow_concurrency``, never the inference pool that answers calls), so a candidate
 that fails, hangs or is slow never changes a response. At most ``shadow_queue`` mirrors wait for
 a thread; past that a mirror is dropped and counted (``ombud_shadow_mirrors_total{outcome=
-"dropped"}``). A candidate slower than ``shadow_timeout_s`` is recorded as a ``timeout``. Each
-result goes to ``shadow_results`` through the group-commit record writer, and to metrics.
+"dropped"}``). Loading and scoring together are bounded by ``shadow_timeout_s``: a slower
+candidate is recorded as a ``timeout`` and its slot is freed at once, while its thread (which
+cannot be stopped) is left to finish on its own and its late answer is discarded. At most
+``shadow_concurrency`` such abandoned threads may be alive at a time; while that many are, new
+mirrors are dropped and counted, so a candidate that hangs for good cannot pile up threads.
+Each result goes to ``shadow_results`` through the group-commit record writer, and to metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +54,60 @@ class Mirror:
     stable_score: float
 
 
+class _AllThreadsHeld(Exception):
+    """No scoring thread is free: each is still held by a candidate that timed out."""
+
+
+class ScoringThreads:
+    """Counts scoring threads that are alive, abandoned ones included.
+
+    A thread cannot be stopped: a candidate that hangs keeps its thread after the mirror timed
+    out and freed its slot. This caps how many threads scorings may hold at once (running or
+    abandoned), so a candidate that never returns cannot make the process start thread after
+    thread.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._free = threading.BoundedSemaphore(limit)
+
+    def job(self, score: Callable[[], float]) -> _ThreadJob | None:
+        """A job holding one thread's place, or None when every place is held."""
+        if not self._free.acquire(blocking=False):
+            return None
+        return _ThreadJob(score, self._free.release)
+
+
+class _ThreadJob:
+    """One scoring that gives its place back exactly once: when its thread finishes, or when
+    it is abandoned before a thread ever started it."""
+
+    def __init__(self, score: Callable[[], float], release: Callable[[], None]) -> None:
+        self._score = score
+        self._release = release
+        self._lock = threading.Lock()
+        self._started = False
+        self._abandoned = False
+
+    def run(self) -> float:
+        """In the thread."""
+        with self._lock:
+            if self._abandoned:
+                raise TimeoutError("abandoned before it started")
+            self._started = True
+        try:
+            return self._score()
+        finally:
+            self._release()
+
+    def abandon(self) -> None:
+        """On the event loop, when the wait for the thread ends early (timeout, shutdown)."""
+        with self._lock:
+            if self._started or self._abandoned:
+                return
+            self._abandoned = True
+        self._release()
+
+
 class ShadowMirror:
     """Runs mirrors in the background, bounded; see the module docstring."""
 
@@ -66,7 +126,8 @@ class ShadowMirror:
         self._settings = settings
         self._capacity = settings.shadow_concurrency + settings.shadow_queue
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: tuple[asyncio.Semaphore, anyio.CapacityLimiter] | None = None
+        self._threads = ScoringThreads(2 * settings.shadow_concurrency)
 
     @property
     def pending(self) -> int:
@@ -79,7 +140,9 @@ class ShadowMirror:
             self._metrics.shadow_mirrors.labels(mirror.candidate.model, "dropped").inc()
             return False
         if self._slots is None:
-            self._slots = asyncio.Semaphore(self._settings.shadow_concurrency)
+            # Made on the event loop, at the first mirror.
+            concurrency = self._settings.shadow_concurrency
+            self._slots = asyncio.Semaphore(concurrency), anyio.CapacityLimiter(concurrency)
         task = asyncio.create_task(self._run(mirror, self._slots), name="ombud-shadow")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -96,10 +159,17 @@ class ShadowMirror:
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _run(self, mirror: Mirror, slots: asyncio.Semaphore) -> None:
-        async with slots:
+    async def _run(
+        self, mirror: Mirror, slots: tuple[asyncio.Semaphore, anyio.CapacityLimiter]
+    ) -> None:
+        semaphore, limiter = slots
+        async with semaphore:
             started = self._clock.monotonic()
-            score, error = await self._score(mirror)
+            try:
+                score, error = await self._score(mirror, limiter)
+            except _AllThreadsHeld:
+                self._metrics.shadow_mirrors.labels(mirror.candidate.model, "dropped").inc()
+                return
             latency_ms = (self._clock.monotonic() - started) * 1000.0
         if error is None and latency_ms > self._settings.shadow_timeout_s * 1000.0:
             score, error = None, TIMEOUT
@@ -116,23 +186,42 @@ class ShadowMirror:
             log.error("could not record a shadow result of %s: %s", mirror.deployment_id,
                       type(exc).__name__)  # fmt: skip
 
-    async def _score(self, mirror: Mirror) -> tuple[float | None, str | None]:
-        timeout_s = self._settings.shadow_timeout_s
+    async def _score(
+        self, mirror: Mirror, limiter: anyio.CapacityLimiter
+    ) -> tuple[float | None, str | None]:
+        """The candidate's score, or the kind of its failure; ``timeout`` past the shadow
+        timeout, which bounds loading and scoring together.
+
+        Raises:
+            _AllThreadsHeld: every scoring thread is still held by a hung candidate.
+        """
         try:
-            with anyio.fail_after(timeout_s):
+            with anyio.fail_after(self._settings.shadow_timeout_s):
                 handle = await self._runtime.get(mirror.candidate)
-            features = handle.validate(mirror.features)
-            if isinstance(handle, LoadedModel):
-                # In-process: a thread of the shadow's own, never the pool that answers calls.
-                score = await anyio.to_thread.run_sync(
-                    handle.score, features, abandon_on_cancel=True
-                )
-            else:
-                with anyio.fail_after(timeout_s):
+                features = handle.validate(mirror.features)
+                if isinstance(handle, LoadedModel):
+                    score = await self._in_thread(handle, features, limiter)
+                else:
                     score = await self._runtime.score(handle, features)
+        except _AllThreadsHeld:
+            raise
         except Exception as exc:  # noqa: BLE001 - the candidate's failure is what the shadow records
             return None, error_kind(exc)
         return float(score), None
+
+    async def _in_thread(
+        self, handle: LoadedModel, features: dict[str, Any], limiter: anyio.CapacityLimiter
+    ) -> float:
+        """Score in a thread of the shadow's own (its own limiter: never the pool that answers
+        calls). Cancelled by the timeout, the thread is abandoned and its answer discarded."""
+        job = self._threads.job(lambda: handle.score(features))
+        if job is None:
+            raise _AllThreadsHeld
+        try:
+            return await anyio.to_thread.run_sync(job.run, abandon_on_cancel=True, limiter=limiter)
+        except BaseException:
+            job.abandon()
+            raise
 
     def _count(self, mirror: Mirror, result: ShadowResult) -> None:
         model = mirror.candidate.model

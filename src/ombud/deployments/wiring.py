@@ -9,6 +9,9 @@ from ombud.deployments.monitor import DeploymentJobs, RollbackMonitor
 def deployment_jobs(container: Container) -> DeploymentJobs:
     """The ``deployments.monitor`` handler for a worker of ``container``'s process."""
     monitor = RollbackMonitor(
-        container.records, container.metrics, container.deployments.routing.invalidate
+        container.sessions,
+        container.records,
+        container.metrics,
+        container.deployments.routing.invalidate,
     )
     return DeploymentJobs(monitor=monitor)
