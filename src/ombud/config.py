@@ -320,7 +320,8 @@ class DeploymentSettings(BaseModel):
     shadow_queue: int = Field(default=64, ge=0, le=100_000)
     """Mirrors waiting for a shadow slot; past it a mirror is dropped and counted."""
     shadow_timeout_s: float = Field(default=2.0, gt=0, le=600)
-    """A candidate slower than this is recorded as a ``timeout`` error instead of a score."""
+    """A mirror whose candidate takes longer than this to load and score is recorded as a
+    ``timeout`` error instead of a score."""
 
 
 class OutcomeSettings(BaseModel):
