@@ -19,6 +19,8 @@ from ombud.container import Container
 from ombud.core.clock import Clock
 from ombud.deployments.router import router as deployments_router
 from ombud.deployments.wiring import deployment_jobs
+from ombud.features.declarations import load_views
+from ombud.features.router import router as features_router
 from ombud.flags.router import router as flags_router
 from ombud.gateway.assembly import build_gateway
 from ombud.health.router import router as health_router
@@ -33,6 +35,7 @@ from ombud.outcomes.router import router as outcomes_router
 from ombud.outcomes.wiring import kpi_jobs
 from ombud.predictions.explanation_router import router as explanations_router
 from ombud.predictions.router import router as predictions_router
+from ombud.privacy.router import router as privacy_router
 from ombud.registry.promotion_router import router as promotion_router
 from ombud.registry.router import router as registry_router
 from ombud.review.router import router as reviews_router
@@ -66,6 +69,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             app.state.container = container
             app.state.gateway = build_gateway(container)
+            # Loads and validates the purposes catalog now: a broken one stops the start.
+            app.state.data_access = container.data_access
             if internal is not None:
                 internal.state.container = container
                 internal.state.ready.set()
@@ -109,6 +114,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(llm_router)
     app.include_router(usage_router)
     app.include_router(flags_router)
+    app.include_router(features_router)
+    # Declarations are checked at start: a bad view stops the service, not a request.
+    app.state.feature_catalog = load_views(settings.features.views_dir)
+    app.include_router(privacy_router)
     if internal is None:
         app.include_router(metrics_router)
     app.state.internal_app = internal

@@ -345,6 +345,30 @@ class OutcomeSettings(BaseModel):
         return value
 
 
+class PrivacySettings(BaseModel):
+    """Data subjects, their vault, consents and the purposes their data may be used for."""
+
+    purposes_file: Path | None = None
+    """The purposes catalog (YAML or JSON, docs/privacy.md); unset: the one shipped with ombud."""
+    regions: list[str] = ["eu"]
+    """Regions a data subject may be created in (``POST /v1/subjects``)."""
+    lookup_secret: SecretStr | None = None
+    """Key of the HMAC that indexes subjects' external ids; unset: the API-key pepper. Changing
+    it makes existing external ids unfindable."""
+
+
+class FeatureSettings(BaseModel):
+    """The feature store: declared feature views, event ingestion and historical retrieval."""
+
+    views_dir: Path = Path("features")
+    """Directory of the feature-view declarations (``*.yaml``, docs/features.md); relative to
+    the working directory. A missing directory declares nothing."""
+    max_clock_skew_s: float = Field(default=300.0, ge=0, le=86400)
+    """How far in the future an ingested event's timestamp may lie (clocks differ)."""
+    historical_max_events: int = Field(default=500_000, ge=1, le=50_000_000)
+    """Most events one historical request may read; past it the request is refused (422)."""
+
+
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -406,6 +430,8 @@ class Settings(BaseSettings):
     flags: FlagSettings = FlagSettings()
     deployments: DeploymentSettings = DeploymentSettings()
     outcomes: OutcomeSettings = OutcomeSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    features: FeatureSettings = FeatureSettings()
 
     @field_validator("env", mode="before")
     @classmethod

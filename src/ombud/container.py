@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ombud.deployments.traffic import DeploymentTraffic
     from ombud.flags.provider import FlagProvider
     from ombud.llm.services import LlmServices
+    from ombud.privacy.access import DataAccess
 
 
 @dataclass
@@ -168,6 +169,18 @@ class Container:
         return DeploymentTraffic.build(
             self.settings.deployments, sessions=self.sessions, runtime=self.runtime,
             records=self.records, metrics=self.metrics, clock=self.clock,
+        )  # fmt: skip
+
+    @cached_property
+    def data_access(self) -> DataAccess:
+        """The gate before subject data (purpose, categories, consent, tenancy, policy), with
+        the purposes catalog loaded and validated on first use."""
+        from ombud.privacy.access import DataAccess
+        from ombud.privacy.purposes import load_catalog
+
+        return DataAccess(
+            self.sessions, self.clock, self.records, self.authorizer,
+            load_catalog(self.settings.privacy.purposes_file),
         )  # fmt: skip
 
     @cached_property

@@ -44,6 +44,15 @@ DEFAULT_PERMISSIONS: Mapping[str, frozenset[str]] = {
     "prediction.replay": frozenset({"compliance_officer"}),
     "flag.read": frozenset({"ml_engineer", "model_approver", "service"}),
     "flag.manage": frozenset({"ml_engineer"}),
+    "subject.manage": frozenset({"service"}),
+    "subject.read": frozenset({"compliance_officer", "service"}),
+    "consent.read": frozenset({"analyst", "compliance_officer", "service"}),
+    "consent.manage": frozenset({"service"}),
+    "subject.data.read": frozenset({"analyst", "compliance_officer", "service"}),
+    "event.ingest": frozenset({"service"}),
+    "feature.read": frozenset({"analyst", "data_scientist", "service"}),
+    "feature.historical": frozenset({"data_scientist"}),
+    "compliance.read": frozenset({"compliance_officer"}),
 }
 
 

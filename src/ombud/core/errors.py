@@ -87,6 +87,27 @@ class FeatureDisabled(Forbidden):
     title = "Feature turned off"
 
 
+class PurposeRequired(Forbidden):
+    """Subject data was asked for without a declared purpose (``X-Ombud-Purpose``)."""
+
+    kind = "purpose_required"
+    title = "A purpose must be declared"
+
+
+class PurposeNotAllowed(Forbidden):
+    """The declared purpose may not read one of the data categories asked for."""
+
+    kind = "purpose_not_allowed"
+    title = "Not allowed for this purpose"
+
+
+class ConsentRequired(Forbidden):
+    """The purpose rests on consent and the subject's current consent is not granted."""
+
+    kind = "consent_required"
+    title = "The subject has not consented to this purpose"
+
+
 class NotFound(Problem):
     kind = "not_found"
     status = 404
@@ -102,6 +123,13 @@ class InvalidRequest(Problem):
     kind = "validation_error"
     status = 422
     title = "Request validation failed"
+
+
+class UnknownPurpose(InvalidRequest):
+    """The declared purpose is not in the purposes catalog."""
+
+    kind = "unknown_purpose"
+    title = "Unknown purpose"
 
 
 class Conflict(Problem):

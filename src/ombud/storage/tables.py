@@ -13,6 +13,7 @@ from ombud.deployments.tables import (
     DeploymentRow,
     ShadowResultRow,
 )
+from ombud.features.tables import FeatureEventRow
 from ombud.flags.tables import FeatureFlagRow
 from ombud.identity.tables import ApiKeyRow, PrincipalRow, TenantRow
 from ombud.jobs.tables import JobRow, JobScheduleRow
@@ -22,6 +23,13 @@ from ombud.outcomes.tables import PredictionOutcomeRow
 from ombud.policy.tables import PolicyDecisionRow
 from ombud.predictions.explanations import PredictionExplanationRow
 from ombud.predictions.tables import PredictionRow
+from ombud.privacy.tables import (
+    DataSubjectRow,
+    SubjectAccessRow,
+    SubjectConsentRow,
+    SubjectPreferenceRow,
+    SubjectVaultRow,
+)
 from ombud.registry.promotion_tables import (
     GoldenDatasetRow,
     PromotionPolicyRow,
@@ -40,9 +48,11 @@ __all__ = [
     "AuditEventRow",
     "AuditSigningKeyRow",
     "DataKeyRow",
+    "DataSubjectRow",
     "DeploymentEventRow",
     "DeploymentFailureRow",
     "DeploymentRow",
+    "FeatureEventRow",
     "FeatureFlagRow",
     "GoldenDatasetRow",
     "JobRow",
@@ -64,6 +74,10 @@ __all__ = [
     "ReviewRow",
     "ReviewWebhookRow",
     "ShadowResultRow",
+    "SubjectAccessRow",
+    "SubjectConsentRow",
+    "SubjectPreferenceRow",
+    "SubjectVaultRow",
     "TenantRow",
     "metadata",
 ]

@@ -1,0 +1,2 @@
+"""The feature store: declared views, event ingestion, the offline store and point-in-time
+retrieval of training sets."""

@@ -1,0 +1,133 @@
+"""``/v1/subjects``: data subjects, their profile (through the data access layer), consents and
+AI-usage preferences, all within the caller's tenant (another tenant's subject answers 404).
+
+The service authorizes and audits; refusals of the data access layer are audited there, the
+others by the HTTP edge.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Request
+
+from ombud.api.deps import ContainerDep, PrincipalDep, SessionDep
+from ombud.api.problems import PROBLEM_RESPONSES
+from ombud.privacy.schemas import (
+    SUBJECT_ID_PATTERN,
+    ConsentRead,
+    Consents,
+    ConsentWrite,
+    Preferences,
+    PreferencesHistory,
+    PreferencesWrite,
+    SubjectCreate,
+    SubjectDetail,
+    SubjectRead,
+)
+from ombud.privacy.service import PrivacyService
+
+router = APIRouter(prefix="/v1/subjects", tags=["privacy"])
+
+SubjectId = Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)]
+PurposeHeader = Annotated[str | None, Header(alias="X-Ombud-Purpose", max_length=64)]
+
+
+def get_privacy(container: ContainerDep, session: SessionDep) -> PrivacyService:
+    settings = container.settings.privacy
+    secret = settings.lookup_secret
+    return PrivacyService(
+        session, clock=container.clock, records=container.records,
+        authorizer=container.authorizer, keys=container.keys, access=container.data_access,
+        settings=settings,
+        lookup_key=secret.get_secret_value().encode() if secret else container.api_key_pepper,
+    )  # fmt: skip
+
+
+PrivacyDep = Annotated[PrivacyService, Depends(get_privacy)]
+
+
+@router.post(
+    "", name="subject.create", status_code=201, summary="Create a data subject",
+    responses=PROBLEM_RESPONSES,
+)  # fmt: skip
+async def create_subject(
+    body: SubjectCreate, request: Request, principal: PrincipalDep, privacy: PrivacyDep
+) -> SubjectRead:
+    """A subject in the caller's tenant; its identifying data goes sealed to the vault, and the
+    answer carries only its pseudonymous id."""
+    return await privacy.create_subject(principal, body, request_id=request.state.request_id)
+
+
+@router.get(
+    "/{subject_id}", name="subject.read", summary="Read a subject's profile",
+    responses=PROBLEM_RESPONSES,
+)  # fmt: skip
+async def read_subject(
+    subject_id: SubjectId,
+    request: Request,
+    principal: PrincipalDep,
+    privacy: PrivacyDep,
+    purpose: PurposeHeader = None,
+) -> SubjectDetail:
+    """The decrypted profile, for the purpose in ``X-Ombud-Purpose`` (data category
+    ``identity``), if the data access layer allows it."""
+    return await privacy.read_subject(
+        principal, subject_id, purpose=purpose, request_id=request.state.request_id
+    )
+
+
+@router.get(
+    "/{subject_id}/consents", name="consent.list", summary="A subject's consents",
+    responses=PROBLEM_RESPONSES,
+)  # fmt: skip
+async def list_consents(
+    subject_id: SubjectId, principal: PrincipalDep, privacy: PrivacyDep
+) -> Consents:
+    """The current consent per purpose and the whole history."""
+    return await privacy.consents(principal, subject_id)
+
+
+@router.post(
+    "/{subject_id}/consents", name="consent.record", status_code=201,
+    summary="Record a consent given or withdrawn", responses=PROBLEM_RESPONSES,
+)  # fmt: skip
+async def record_consent(
+    subject_id: SubjectId,
+    body: ConsentWrite,
+    request: Request,
+    principal: PrincipalDep,
+    privacy: PrivacyDep,
+) -> ConsentRead:
+    """Appended to the history; it is the current state from the next read on."""
+    return await privacy.record_consent(
+        principal, subject_id, body, request_id=request.state.request_id
+    )
+
+
+@router.get(
+    "/{subject_id}/preferences", name="preferences.read",
+    summary="A subject's AI-usage preferences", responses=PROBLEM_RESPONSES,
+)  # fmt: skip
+async def read_preferences(
+    subject_id: SubjectId, principal: PrincipalDep, privacy: PrivacyDep
+) -> PreferencesHistory:
+    """The current preferences and every change."""
+    return await privacy.read_preferences(principal, subject_id)
+
+
+@router.put(
+    "/{subject_id}/preferences", name="preferences.write",
+    summary="Set a subject's AI-usage preferences", responses=PROBLEM_RESPONSES,
+)  # fmt: skip
+async def write_preferences(
+    subject_id: SubjectId,
+    body: PreferencesWrite,
+    request: Request,
+    principal: PrincipalDep,
+    privacy: PrivacyDep,
+) -> Preferences:
+    """Both opt-outs, recorded together; the previous values stay in the history."""
+    return await privacy.set_preferences(
+        principal, subject_id, body, request_id=request.state.request_id
+    )
