@@ -23,6 +23,7 @@ from ombud.gateway.stages.context import DeclaredContext
 from ombud.guards.stages import InputGuard, OutputGuard
 from ombud.llm import stages as llm_stages
 from ombud.policy.stages import PolicyAfter, PolicyBefore
+from ombud.privacy.stage import SubjectPreferences
 from ombud.ratelimit import DefaultQuotas
 from ombud.review.call_opener import CallReviewOpener
 from ombud.review.wiring import review_opener
@@ -64,6 +65,7 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
         "model.explain": lambda c: ExplainPrediction(c.runtime),
         "model.record": lambda c: RecordPrediction(c.records, c.clock, c.keys),
         "model.shadow": lambda c: MirrorToCandidate(c.deployments.routing, c.deployments.shadow),
+        "privacy.preferences": lambda c: SubjectPreferences(c.sessions),
         "llm.parse": lambda c: llm_stages.ParseRequest(c.settings.llm),
         "rate_limit.tokens": lambda c: llm_stages.TokenRateLimit(c.rate_limiter, c.settings.llm),
         "llm.route": lambda c: llm_stages.RouteCall(c.llm),
@@ -78,7 +80,7 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
 
 _LLM_CHAT = (
     "rate_limit.ip", "authenticate", "llm.parse", "rate_limit", "concurrency", "context",
-    "authorize", "feature.flag",
+    "authorize", "privacy.preferences", "feature.flag",
     "rate_limit.tokens", "guards.input", "policy.before", "llm.route", "llm.budget",
     "llm.cache", "llm.invoke", "guards.output", "policy.after", "llm.record",
 )  # fmt: skip
@@ -88,7 +90,8 @@ DEFAULT_CHAINS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "model.predict": (
             "rate_limit.ip", "authenticate", "rate_limit", "concurrency", "context", "authorize",
             "feature.flag",
-            "model.resolve", "policy.before", "model.validate", "model.invoke", "model.explain",
+            "model.resolve", "privacy.preferences", "policy.before", "model.validate",
+            "model.invoke", "model.explain",
             "model.record", "model.shadow", "policy.after",
         ),
         "llm.chat": _LLM_CHAT,

@@ -10,6 +10,11 @@ from ombud.guards.pii import PiiRedactor
 from ombud.identity.principal import Principal
 from ombud.policy._rego import JsonValue
 from ombud.policy.decision import canonical_json
+from ombud.privacy.stage import (
+    AUTOMATED_DECISION_OPT_OUT,
+    PERSONALIZATION_OPT_OUT,
+    opted_out,
+)
 
 
 def json_value(value: object) -> JsonValue:
@@ -65,6 +70,7 @@ def before_input(call: Call) -> dict[str, JsonValue]:
             "version": version.version,
             "tier": version.serving.tier,
             "threshold": version.serving.threshold,
+            "positive_decision": version.serving.positive_decision,
         }
     return {
         "principal": principal_input(principal),
@@ -75,6 +81,22 @@ def before_input(call: Call) -> dict[str, JsonValue]:
         "purpose": call.purpose,
         "subject": call.subject,
         "feature": call.feature,
+        **preferences_input(call),
+    }
+
+
+def preferences_input(call: Call) -> dict[str, JsonValue]:
+    """The subject's AI-usage opt-outs as the ``privacy.preferences`` stage found them (both
+    ``false`` when the call names no registered subject), and whether the call may be
+    personalized."""
+    automated = opted_out(call, AUTOMATED_DECISION_OPT_OUT)
+    personalization = opted_out(call, PERSONALIZATION_OPT_OUT)
+    return {
+        "preferences": {
+            AUTOMATED_DECISION_OPT_OUT: automated,
+            PERSONALIZATION_OPT_OUT: personalization,
+        },
+        "personalized": not personalization,
     }
 
 

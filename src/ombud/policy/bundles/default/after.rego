@@ -6,7 +6,9 @@
 #   1. free text: a blocked category (data.ombud.config.blocked_pii_categories, e.g. CARD)
 #      denies the answer; any other personal data adds the obligation `redact_pii`;
 #   2. credit decisions (models in data.ombud.config.review.credit_models) go to human review
-#      when the score is within `margin` of the threshold or the decision is adverse (decline).
+#      when the score is within `margin` of the threshold or the decision is adverse (decline);
+#   3. any model's adverse decision goes to human review when the subject opted out of solely
+#      automated decisions (privacy.rego).
 package ombud.after
 
 import rego.v1
@@ -45,7 +47,7 @@ credit_model(inp) if inp.model.name in cfg.review.credit_models
 
 threshold(inp) := object.get(inp.output, "threshold", inp.model.threshold)
 
-review_reasons(inp) := (near | adverse) | malformed if {
+review_reasons(inp) := ((near | adverse) | malformed) | automated_decision_reasons(inp) if {
 	near := {sprintf("score %v is within %v of the threshold %v", [inp.output.score, cfg.review.margin, threshold(inp)]) |
 		credit_model(inp)
 		abs(inp.output.score - threshold(inp)) <= cfg.review.margin
