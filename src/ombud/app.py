@@ -20,7 +20,9 @@ from ombud.core.clock import Clock
 from ombud.deployments.router import router as deployments_router
 from ombud.deployments.wiring import deployment_jobs
 from ombud.features.declarations import load_views
+from ombud.features.online_router import router as online_features_router
 from ombud.features.router import router as features_router
+from ombud.features.wiring import materialize_jobs
 from ombud.flags.router import router as flags_router
 from ombud.gateway.assembly import build_gateway
 from ombud.health.router import router as health_router
@@ -71,6 +73,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             app.state.gateway = build_gateway(container)
             # Loads and validates the purposes catalog now: a broken one stops the start.
             app.state.data_access = container.data_access
+            # The views' data categories and the online store's choice are checked now too.
+            app.state.online_features = container.online_features
             if internal is not None:
                 internal.state.container = container
                 internal.state.ready.set()
@@ -84,6 +88,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                             review=review_jobs(container),
                             deployments=deployment_jobs(container),
                             outcomes=kpi_jobs(container),
+                            features=materialize_jobs(container),
                         ),
                     )  # fmt: skip
                     background.start_soon(worker.run, stop)
@@ -115,6 +120,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(usage_router)
     app.include_router(flags_router)
     app.include_router(features_router)
+    app.include_router(online_features_router)
     # Declarations are checked at start: a bad view stops the service, not a request.
     app.state.feature_catalog = load_views(settings.features.views_dir)
     app.include_router(privacy_router)

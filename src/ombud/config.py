@@ -367,6 +367,11 @@ class FeatureSettings(BaseModel):
     """How far in the future an ingested event's timestamp may lie (clocks differ)."""
     historical_max_events: int = Field(default=500_000, ge=1, le=50_000_000)
     """Most events one historical request may read; past it the request is refused (422)."""
+    online_store: Literal["auto", "redis", "database"] = "auto"
+    """Where materialized features are served from: ``redis`` (needs ``OMBUD_REDIS__URL``),
+    ``database`` (the ``online_features`` table), or ``auto``: Redis when its URL is set."""
+    materialize_batch: int = Field(default=500, ge=1, le=10_000)
+    """Entities computed and written per step of a materialization run."""
 
 
 class ServerSettings(BaseModel):

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from openfeature.client import OpenFeatureClient
 
     from ombud.deployments.traffic import DeploymentTraffic
+    from ombud.features.online_reads import OnlineFeatures
     from ombud.flags.provider import FlagProvider
     from ombud.llm.services import LlmServices
     from ombud.privacy.access import DataAccess
@@ -182,6 +183,29 @@ class Container:
             self.sessions, self.clock, self.records, self.authorizer,
             load_catalog(self.settings.privacy.purposes_file),
         )  # fmt: skip
+
+    @cached_property
+    def online_features(self) -> OnlineFeatures:
+        """Consent-checked online feature reads over the configured online store, with the
+        declared views loaded on first use.
+
+        Raises:
+            FeatureDeclarationError: a declaration is bad.
+            ValueError: a view names a data category the purposes catalog lacks, or Redis is
+                asked for without a URL.
+        """
+        from ombud.features.declarations import load_views
+        from ombud.features.online import build_online_store
+        from ombud.features.online_reads import OnlineFeatures, category_problems
+
+        catalog = load_views(self.settings.features.views_dir)
+        problems = category_problems(catalog, self.data_access.catalog)
+        if problems:
+            raise ValueError("feature views: " + "; ".join(problems))
+        store = build_online_store(self.settings.features, redis=self.redis, sessions=self.sessions)
+        return OnlineFeatures(
+            catalog, store, self.data_access, self.authorizer, self.clock, self.metrics
+        )
 
     @cached_property
     def api_key_cache(self) -> ApiKeyCache:

@@ -17,6 +17,7 @@ from ombud.cli.runtime import load_settings
 from ombud.config import Settings
 from ombud.container import Container
 from ombud.deployments.wiring import deployment_jobs
+from ombud.features.wiring import materialize_jobs
 from ombud.jobs.catalog import default_registry
 from ombud.jobs.worker import build_worker
 from ombud.observability.logging import configure_logging
@@ -44,6 +45,7 @@ async def _work(settings: Settings) -> None:
                 review=review_jobs(container),
                 deployments=deployment_jobs(container),
                 outcomes=kpi_jobs(container),
+                features=materialize_jobs(container),
             ),
         )
         stop = anyio.Event()

@@ -163,6 +163,9 @@ class FeatureView(BaseModel):
     """The event type the features are computed from."""
     ttl_s: int = Field(gt=0, le=10 * 366 * 86400)
     """How long a computed value stays valid when served online."""
+    data_categories: tuple[str, ...] = Field(default=("behavioural",), min_length=1)
+    """The data categories (of the purposes catalog) its values are: an online read of a
+    subject's features must have a purpose that may read every one of them."""
     description: str = ""
     features: tuple[Feature, ...]
     """At least one, at most 500 (checked after each feature, so a bad one is not reported

@@ -33,3 +33,19 @@ class FeatureEventRow(Base):
     event_id: Mapped[str | None] = mapped_column(String(200))
     """The producer's id, unique per tenant: the same id sent again is not stored again."""
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class OnlineFeatureRow(Base):
+    """The embedded online store: each entity's latest materialized features, one row per
+    (tenant, view, entity), replaced by every materialization run."""
+
+    __tablename__ = "online_features"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    view_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    feature_values: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    event_ts: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """The time of the latest event the values were computed from (none: no events yet)."""
+    materialized_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """When the values were computed (as of that time); staleness is measured from it."""

@@ -23,6 +23,7 @@ from ombud.jobs.repository import JobRepository
 
 if TYPE_CHECKING:
     from ombud.deployments.monitor import DeploymentJobs
+    from ombud.features.materialize import MaterializeJobs
     from ombud.outcomes.jobs import KpiJobs
     from ombud.review.jobs import ReviewJobs
 
@@ -65,6 +66,7 @@ def default_registry(
     review: ReviewJobs | None = None,
     deployments: DeploymentJobs | None = None,
     outcomes: KpiJobs | None = None,
+    features: MaterializeJobs | None = None,
 ) -> JobRegistry:
     """Every built-in job kind with its handler, and the default schedules.
 
@@ -75,6 +77,8 @@ def default_registry(
             with ``ombud.deployments.wiring.deployment_jobs``.
         outcomes: The KPI gauge refresh (``outcomes.kpis``, every five minutes); build it
             with ``ombud.outcomes.wiring.kpi_jobs``.
+        features: Online-store materialization (``features.materialize``, every five
+            minutes); build it with ``ombud.features.wiring.materialize_jobs``.
     """
     registry = JobRegistry()
     registry.register(PRUNE, prune_jobs)
@@ -89,4 +93,6 @@ def default_registry(
         deployments.register(registry)
     if outcomes is not None:
         outcomes.register(registry)
+    if features is not None:
+        features.register(registry)
     return registry

@@ -239,6 +239,20 @@ class Metrics:
             registry=r,
         )
 
+        # The feature store's online store.
+        self.features_materialized = Counter(
+            "ombud_features_materialized_total",
+            "Entities whose features a materialization run wrote to the online store, by view.",
+            ["view"],
+            registry=r,
+        )
+        self.feature_online_reads = Counter(
+            "ombud_feature_online_reads_total",
+            "Entities served by online feature reads, by view and result (hit, stale, missing).",
+            ["view", "result"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         """The text exposition format, for ``/metrics``."""
         return generate_latest(self.registry)

@@ -13,7 +13,7 @@ from ombud.deployments.tables import (
     DeploymentRow,
     ShadowResultRow,
 )
-from ombud.features.tables import FeatureEventRow
+from ombud.features.tables import FeatureEventRow, OnlineFeatureRow
 from ombud.flags.tables import FeatureFlagRow
 from ombud.identity.tables import ApiKeyRow, PrincipalRow, TenantRow
 from ombud.jobs.tables import JobRow, JobScheduleRow
@@ -61,6 +61,7 @@ __all__ = [
     "LlmUsageRow",
     "ModelVersionEventRow",
     "ModelVersionRow",
+    "OnlineFeatureRow",
     "PolicyDecisionRow",
     "PredictionExplanationRow",
     "PredictionOutcomeRow",
