@@ -14,6 +14,7 @@ from ombud.api import problems
 from ombud.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from ombud.api.security_headers import SecurityHeadersMiddleware
 from ombud.audit.router import router as audit_router
+from ombud.compliance.router import router as compliance_router
 from ombud.config import Settings
 from ombud.container import Container
 from ombud.core.clock import Clock
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     # Declarations are checked at start: a bad view stops the service, not a request.
     app.state.feature_catalog = load_views(settings.features.views_dir)
     app.include_router(privacy_router)
+    app.include_router(compliance_router)
     if internal is None:
         app.include_router(metrics_router)
     app.state.internal_app = internal
