@@ -101,6 +101,28 @@ def database(
 
 
 @pytest.fixture(scope="session")
+def regional_database(
+    database: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A second migrated, empty database of ``database``'s backend: the store of a region
+    with a database of its own (``OMBUD_PRIVACY__REGION_DATABASES``)."""
+    if database.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path_factory.mktemp('region') / 'ombud-region.db'}"
+        asyncio.run(_migrate(url))
+        yield url
+        return
+    server = request.getfixturevalue("postgres_server_url")
+    name = f"ombud_region_{uuid4().hex[:12]}"
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    try:
+        asyncio.run(_migrate(url))
+        yield url
+    finally:
+        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
 def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("artifacts")
 
@@ -133,9 +155,14 @@ def settings(database: str, artifact_dir: Path, signing_keys: tuple[Path, Path])
 
 
 async def empty_database(container: Container) -> None:
-    async with container.engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            await conn.execute(delete(table))
+    """Delete every row of the main database and of every regional one the container opened."""
+    engines = [container.engine]
+    if "regions" in container.__dict__:
+        engines += [store.engine for store in container.regions.stores[1:]]
+    for engine in engines:
+        async with engine.begin() as conn:
+            for table in reversed(metadata.sorted_tables):
+                await conn.execute(delete(table))
 
 
 @pytest.fixture

@@ -355,6 +355,19 @@ class PrivacySettings(BaseModel):
     lookup_secret: SecretStr | None = None
     """Key of the HMAC that indexes subjects' external ids; unset: the API-key pepper. Changing
     it makes existing external ids unfindable."""
+    region_databases: dict[str, SecretStr] = {}
+    """Regions whose subjects' data lives in a database of its own (region → database URL, as
+    ``OMBUD_DATABASE__URL``); subjects of a region not listed keep theirs in the main database.
+    Each must be one of ``regions``."""
+
+    @model_validator(mode="after")
+    def _regions_known(self) -> PrivacySettings:
+        if not self.regions or len(set(self.regions)) != len(self.regions):
+            raise ValueError("privacy.regions must list at least one region, each once")
+        unknown = sorted(set(self.region_databases) - set(self.regions))
+        if unknown:
+            raise ValueError(f"privacy.region_databases names regions not in regions: {unknown}")
+        return self
 
 
 class FeatureSettings(BaseModel):

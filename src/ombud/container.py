@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ombud.flags.provider import FlagProvider
     from ombud.llm.services import LlmServices
     from ombud.privacy.access import DataAccess
+    from ombud.privacy.regions import RegionalStores
 
 
 @dataclass
@@ -173,6 +174,15 @@ class Container:
         )  # fmt: skip
 
     @cached_property
+    def regions(self) -> RegionalStores:
+        """The stores of the configured regions (residency) and where each subject lives."""
+        from ombud.privacy.regions import RegionalStores
+
+        return RegionalStores.build(
+            self.settings.privacy, self.settings.database, self.engine, self.sessions
+        )
+
+    @cached_property
     def data_access(self) -> DataAccess:
         """The gate before subject data (purpose, categories, consent, tenancy, policy), with
         the purposes catalog loaded and validated on first use."""
@@ -180,7 +190,7 @@ class Container:
         from ombud.privacy.purposes import load_catalog
 
         return DataAccess(
-            self.sessions, self.clock, self.records, self.authorizer,
+            self.regions, self.clock, self.records, self.authorizer,
             load_catalog(self.settings.privacy.purposes_file),
         )  # fmt: skip
 
@@ -195,14 +205,16 @@ class Container:
                 asked for without a URL.
         """
         from ombud.features.declarations import load_views
-        from ombud.features.online import build_online_store
         from ombud.features.online_reads import OnlineFeatures, category_problems
+        from ombud.features.online_regional import build_regional_online_store
 
         catalog = load_views(self.settings.features.views_dir)
         problems = category_problems(catalog, self.data_access.catalog)
         if problems:
             raise ValueError("feature views: " + "; ".join(problems))
-        store = build_online_store(self.settings.features, redis=self.redis, sessions=self.sessions)
+        store = build_regional_online_store(
+            self.settings.features, redis=self.redis, regions=self.regions
+        )
         return OnlineFeatures(
             catalog, store, self.data_access, self.authorizer, self.clock, self.metrics
         )
@@ -234,5 +246,7 @@ class Container:
         await self.records.aclose()
         if self.redis is not None:
             await self.redis.aclose()
+        if "regions" in self.__dict__:
+            await self.regions.aclose()
         await self.records_engine.dispose()
         await self.engine.dispose()

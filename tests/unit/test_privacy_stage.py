@@ -19,6 +19,7 @@ from ombud.llm.types import ChatRequest, Message
 from ombud.policy import PolicyEngine, default_bundle_dir
 from ombud.policy.inputs import before_input
 from ombud.policy.stages import PolicyAfter
+from ombud.privacy.regions import RegionalStores
 from ombud.privacy.stage import SubjectPreferences
 from ombud.privacy.tables import SubjectPreferenceRow
 from ombud.registry.schemas import (
@@ -67,12 +68,22 @@ class FakeSession:
         return self.row
 
 
-def _sessions(session: FakeSession) -> async_sessionmaker[AsyncSession]:
-    @asynccontextmanager
-    async def opened() -> AsyncIterator[FakeSession]:
-        yield session
+class FakeHome:
+    """The one store every subject lives in, as :class:`RegionalStores` answers it."""
 
-    return cast("async_sessionmaker[AsyncSession]", opened)
+    def __init__(self, session: FakeSession) -> None:
+        @asynccontextmanager
+        async def opened() -> AsyncIterator[FakeSession]:
+            yield session
+
+        self.sessions = cast("async_sessionmaker[AsyncSession]", opened)
+
+    async def home(self, subject_id: str) -> FakeHome:
+        return self
+
+
+def _sessions(session: FakeSession) -> RegionalStores:
+    return cast("RegionalStores", FakeHome(session))
 
 
 def _call(subject: str | None = SUBJECT, tenant: str = "ten_a") -> Call:

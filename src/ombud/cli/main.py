@@ -53,6 +53,7 @@ def migrate() -> None:
 
     async def run(container: Container) -> None:
         await migrations.upgrade(container.engine)
+        await container.regions.upgrade()
 
     with_container(run)
     typer.echo("database schema is up to date")
@@ -80,6 +81,7 @@ def demo(host: HostOption = None, port: PortOption = None) -> None:
 
     async def prepare(container: Container) -> str:
         await migrations.upgrade(container.engine)
+        await container.regions.upgrade()
         return (await seed_demo(container)).api_key
 
     api_key = with_container(prepare)

@@ -6,6 +6,12 @@ Every event of a batch is checked before anything is stored, and every problem i
 round. The audit event (counts only: payloads may hold personal data) is written before the
 insert: the record writer commits on connections of its own and must not wait on this unit
 of work's write lock (SQLite has one writer).
+
+Residency: each event goes to its entity's home store (:mod:`ombud.privacy.regions`). A batch
+whose entities live in one store commits in one transaction; a batch spanning stores commits
+once per store, so a failure in between can leave part of it stored. Repeating the batch is
+safe for events with an ``event_id`` (those already stored are skipped), which is why
+producers should send one.
 """
 
 from __future__ import annotations
@@ -16,8 +22,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from ombud.audit.events import AuditEvent, Outcome
 from ombud.core.clock import Clock
 from ombud.core.errors import FieldError, InvalidRequest
@@ -26,6 +30,7 @@ from ombud.features.definitions import SUBJECT, SUBJECT_ID, FeatureCatalog, Payl
 from ombud.features.repository import FeatureEventRepository
 from ombud.features.schemas import EventIn, IngestResult
 from ombud.identity.principal import Principal
+from ombud.privacy.regions import RegionalStores
 from ombud.records.writer import RecordWriter
 
 ACTION = "event.ingest"
@@ -101,10 +106,10 @@ def value_problem(spec: PayloadField, value: object) -> str | None:
 
 
 class IngestService:
-    """Appends events to the caller's tenant's offline store (the request's unit of work).
+    """Appends events to the caller's tenant's offline store, each in its entity's home store.
 
     Args:
-        session: The caller's unit of work; nothing here commits it.
+        regions: The stores of the regions; each store's events commit in one transaction.
         catalog: The declared event types.
         clock: Ingestion times and the bound on event times.
         records: Where audit events go (the group-commit record writer).
@@ -113,14 +118,14 @@ class IngestService:
 
     def __init__(
         self,
-        session: AsyncSession,
+        regions: RegionalStores,
         catalog: FeatureCatalog,
         clock: Clock,
         records: RecordWriter,
         *,
         max_skew: timedelta,
     ) -> None:
-        self._repository = FeatureEventRepository(session)
+        self._regions = regions
         self._catalog = catalog
         self._clock = clock
         self._records = records
@@ -149,15 +154,24 @@ class IngestService:
             raise InvalidRequest(detail=f"{len(errors)} problem(s) in the events", errors=errors)
         fresh = await self._fresh(principal.tenant_id, events)
         await self._audit(principal, events, len(fresh), request_id)
-        rows = [_row(principal.tenant_id, event, now) for event in fresh]
-        stored = await self._repository.append(rows)
+        stored = 0
+        homes = await self._regions.homes(dict.fromkeys(e.entity_id for e in fresh))
+        for name, members in homes.items():
+            local = set(members)
+            rows = [_row(principal.tenant_id, e, now) for e in fresh if e.entity_id in local]
+            async with self._regions.store(name).sessions.begin() as session:
+                stored += await FeatureEventRepository(session).append(rows)
         return IngestResult(received=len(events), stored=stored, duplicates=len(events) - stored)
 
     async def _fresh(self, tenant_id: str, events: Sequence[EventIn]) -> list[EventIn]:
         """The events not sent before: without an id, or with one neither stored nor earlier
         in the batch."""
         ids = {e.event_id for e in events if e.event_id is not None}
-        seen = await self._repository.known_event_ids(tenant_id, ids)
+        seen: set[str] = set()
+        if ids:
+            for store in self._regions.stores:
+                async with store.sessions() as session:
+                    seen |= await FeatureEventRepository(session).known_event_ids(tenant_id, ids)
         fresh: list[EventIn] = []
         for event in events:
             if event.event_id is not None:

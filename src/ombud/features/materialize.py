@@ -12,6 +12,9 @@ running it twice, or two workers at once, leaves the same values. Entities are t
 session of its own and written before the next is read, so memory stays bounded whatever the
 store holds. A page whose events exceed the read budget is split in halves; a single entity
 over it is skipped and logged (its online row keeps its last value and so goes stale).
+
+Residency: each regional store (:mod:`ombud.privacy.regions`) is materialized from its own
+events into its own online store, so an entity's features never leave its home store.
 """
 
 from __future__ import annotations
@@ -22,16 +25,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ombud.core.errors import InvalidRequest, NotFound
 from ombud.features.definitions import FeatureCatalog, FeatureView
 from ombud.features.historical import historical_features
-from ombud.features.online import OnlineRecord, OnlineStore
+from ombud.features.online import OnlineRecord
 from ombud.features.online_reads import find_view
+from ombud.features.online_regional import RegionalOnlineStore
 from ombud.features.tables import FeatureEventRow
 from ombud.jobs.registry import JobContext, JobRegistry
 from ombud.observability.metrics import Metrics
+from ombud.privacy.regions import RegionalStores, RegionStore
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +97,17 @@ class MaterializeJobs:
 
     Attributes:
         catalog: The declared views.
-        store: The online store written to.
-        sessions: Where the offline store is read (a short session per page).
+        store: The online store written to (each regional store's part of it).
+        regions: The regional stores; each one's offline store is read (a short session per
+            page) and written to its own online store.
         metrics: Holds ``ombud_features_materialized_total``.
         batch: Entities per page (``OMBUD_FEATURES__MATERIALIZE_BATCH``).
         max_events: Most events one page may read (``OMBUD_FEATURES__HISTORICAL_MAX_EVENTS``).
     """
 
     catalog: FeatureCatalog
-    store: OnlineStore
-    sessions: async_sessionmaker[AsyncSession]
+    store: RegionalOnlineStore
+    regions: RegionalStores
     metrics: Metrics
     batch: int
     max_events: int
@@ -144,26 +150,30 @@ class MaterializeJobs:
         """Write every entity's features as of ``now`` for ``views`` (in ``tenant_id``, or
         every tenant with events)."""
         written = skipped = 0
-        for view in views:
-            for tenant in await self._tenants(view, tenant_id):
-                w, s = await self._materialize_tenant(view, tenant, now)
-                written, skipped = written + w, skipped + s
-                self.metrics.features_materialized.labels(view=view.id).inc(w)
+        for store in self.regions.stores:
+            for view in views:
+                for tenant in await self._tenants(store, view, tenant_id):
+                    w, s = await self._materialize_tenant(store, view, tenant, now)
+                    written, skipped = written + w, skipped + s
+                    self.metrics.features_materialized.labels(view=view.id).inc(w)
         return Materialized(written, skipped)
 
-    async def _tenants(self, view: FeatureView, tenant_id: str | None) -> list[str]:
+    async def _tenants(
+        self, store: RegionStore, view: FeatureView, tenant_id: str | None
+    ) -> list[str]:
         if tenant_id is not None:
             return [tenant_id]
-        async with self.sessions() as session:
+        async with store.sessions() as session:
             return await MaterializationRepository(session).tenants(view.source)
 
     async def _materialize_tenant(
-        self, view: FeatureView, tenant_id: str, now: datetime
+        self, store: RegionStore, view: FeatureView, tenant_id: str, now: datetime
     ) -> tuple[int, int]:
         written = skipped = 0
         after: str | None = None
+        online = self.store.store(store.name)
         while True:
-            async with self.sessions() as session:
+            async with store.sessions() as session:
                 repository = MaterializationRepository(session)
                 page = await repository.entities(
                     tenant_id, view.source, after=after, limit=self.batch
@@ -172,7 +182,7 @@ class MaterializeJobs:
                     return written, skipped
                 records = await self._compute(session, view, tenant_id, page, now)
             # The read session is closed before the write: SQLite has one writer.
-            await self.store.write(tenant_id, view.id, records)
+            await online.write(tenant_id, view.id, records)
             written += len(records)
             skipped += len(page) - len(records)
             after = page[-1]

@@ -22,7 +22,8 @@ from ombud.authz import Authorizer, Resource
 from ombud.core.clock import Clock
 from ombud.core.errors import FieldError, InvalidRequest, PurposeRequired
 from ombud.features.definitions import SUBJECT, SUBJECT_ID, FeatureCatalog, FeatureView
-from ombud.features.online import FeatureRow, OnlineStore, serve
+from ombud.features.online import FeatureRow, serve
+from ombud.features.online_regional import RegionalOnlineStore
 from ombud.identity.principal import Principal
 from ombud.observability.metrics import Metrics
 from ombud.privacy.access import DataAccess
@@ -72,7 +73,7 @@ class OnlineFeatures:
     def __init__(
         self,
         catalog: FeatureCatalog,
-        store: OnlineStore,
+        store: RegionalOnlineStore,
         data_access: DataAccess,
         authorizer: Authorizer,
         clock: Clock,
@@ -86,7 +87,7 @@ class OnlineFeatures:
         self._metrics = metrics
 
     @property
-    def store(self) -> OnlineStore:
+    def store(self) -> RegionalOnlineStore:
         return self._store
 
     @property
@@ -123,11 +124,10 @@ class OnlineFeatures:
             )
         wanted = _checked_ids(view, entity_ids)
         if view.entity == SUBJECT:
-            for subject_id in wanted:
-                await self._data_access.check(
-                    principal, subject_id=subject_id, purpose=purpose,
-                    categories=view.data_categories, request_id=request_id,
-                )  # fmt: skip
+            await self._data_access.check_many(
+                principal, subject_ids=wanted, purpose=purpose,
+                categories=view.data_categories, request_id=request_id,
+            )  # fmt: skip
         records = await self._store.read(principal.tenant_id, view.id, wanted)
         now = self._clock.now()
         rows = {e: serve(view, e, records.get(e), now) for e in wanted}

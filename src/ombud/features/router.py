@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from ombud.api.deps import ContainerDep, PrincipalDep, SessionDep
+from ombud.api.deps import ContainerDep, PrincipalDep
 from ombud.api.problems import PROBLEM_RESPONSES
 from ombud.authz import Resource
 from ombud.features import ingest, training
@@ -51,7 +51,6 @@ async def ingest_events(
     request: Request,
     response: Response,
     principal: PrincipalDep,
-    session: SessionDep,
     container: ContainerDep,
     catalog: CatalogDep,
 ) -> IngestResult:
@@ -61,7 +60,7 @@ async def ingest_events(
     resource = Resource(kind="events", tenant_id=principal.tenant_id)
     container.authorizer.authorize(principal, ingest.ACTION, resource)
     service = IngestService(
-        session, catalog, container.clock, container.records,
+        container.regions, catalog, container.clock, container.records,
         max_skew=timedelta(seconds=container.settings.features.max_clock_skew_s),
     )  # fmt: skip
     batch = isinstance(body, EventBatch)
@@ -82,7 +81,6 @@ async def historical(
     body: HistoricalRequest,
     request: Request,
     principal: PrincipalDep,
-    session: SessionDep,
     container: ContainerDep,
     catalog: CatalogDep,
 ) -> TrainingSet:
@@ -94,7 +92,7 @@ async def historical(
     resource = Resource(kind="feature_view", id=declared.id, tenant_id=principal.tenant_id)
     container.authorizer.authorize(principal, training.ACTION, resource)
     service = TrainingSetService(
-        session, container.clock, container.records,
+        container.regions, container.clock, container.records,
         max_events=container.settings.features.historical_max_events,
     )  # fmt: skip
     return await service.training_set(

@@ -2,13 +2,16 @@
 
 The audit event (counts only) is written before the events are read, so a refused or failed
 read still leaves the request on the record.
+
+Residency: each entity's events are read from its home store (:mod:`ombud.privacy.regions`),
+a store at a time, and the rows come back in the order asked. The event budget applies to each
+store's read.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ombud.audit.events import AuditEvent, Outcome
 from ombud.core.clock import Clock
@@ -17,25 +20,26 @@ from ombud.features.definitions import FeatureView
 from ombud.features.historical import historical_features
 from ombud.features.schemas import HistoricalRequest, TrainingSet
 from ombud.identity.principal import Principal
+from ombud.privacy.regions import MAIN, RegionalStores
 from ombud.records.writer import RecordWriter
 
 ACTION = "feature.historical"
 
 
 class TrainingSetService:
-    """Point-in-time training sets over one session (nothing here commits it).
+    """Point-in-time training sets, read from each entity's home store.
 
     Args:
-        session: The caller's unit of work.
+        regions: The stores of the regions (each read in a short session of its own).
         clock: Audit times.
         records: Where audit events go (the group-commit record writer).
         max_events: Most events one request may read.
     """
 
     def __init__(
-        self, session: AsyncSession, clock: Clock, records: RecordWriter, *, max_events: int
+        self, regions: RegionalStores, clock: Clock, records: RecordWriter, *, max_events: int
     ) -> None:
-        self._session = session
+        self._regions = regions
         self._clock = clock
         self._records = records
         self._max_events = max_events
@@ -58,14 +62,39 @@ class TrainingSetService:
         rows = [(r.entity_id, r.label_time) for r in body.rows]
         left_out = sum(1 for entity, _ in rows if entity in exclude)
         await self._audit(principal, view, len(rows), left_out, request_id)
-        result = await historical_features(
-            self._session, principal.tenant_id, view, rows,
-            exclude=exclude, max_events=self._max_events,
-        )  # fmt: skip
+        result = await self._read(principal.tenant_id, view, rows, exclude)
         return TrainingSet(
             view=view.id, name=view.name, version=view.version, entity=view.entity,
             features=[f.name for f in view.features], rows=result, excluded=left_out,
         )  # fmt: skip
+
+    async def _read(
+        self,
+        tenant_id: str,
+        view: FeatureView,
+        rows: list[tuple[str, datetime]],
+        exclude: frozenset[str],
+    ) -> list[dict[str, Any]]:
+        """Each store's rows from that store, merged back into the order asked."""
+        homes = await self._regions.homes(dict.fromkeys(entity for entity, _ in rows))
+        if len(homes) <= 1:
+            store = self._regions.store(next(iter(homes), MAIN))
+            async with store.sessions() as session:
+                return await historical_features(
+                    session, tenant_id, view, rows, exclude=exclude, max_events=self._max_events
+                )
+        placed: dict[int, dict[str, Any]] = {}
+        for name, members in homes.items():
+            local = set(members)
+            indexed = [(i, row) for i, row in enumerate(rows) if row[0] in local]
+            async with self._regions.store(name).sessions() as session:
+                found = await historical_features(
+                    session, tenant_id, view, [row for _, row in indexed],
+                    exclude=exclude, max_events=self._max_events,
+                )  # fmt: skip
+            kept = [i for i, (entity, _) in indexed if entity not in exclude]
+            placed.update(zip(kept, found, strict=True))
+        return [placed[i] for i in sorted(placed)]
 
     async def _audit(
         self,

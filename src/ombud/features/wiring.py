@@ -11,7 +11,7 @@ def materialize_jobs(container: Container) -> MaterializeJobs:
     online = container.online_features
     settings = container.settings.features
     return MaterializeJobs(
-        catalog=online.catalog, store=online.store, sessions=container.sessions,
+        catalog=online.catalog, store=online.store, regions=container.regions,
         metrics=container.metrics, batch=settings.materialize_batch,
         max_events=settings.historical_max_events,
     )  # fmt: skip

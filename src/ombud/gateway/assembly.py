@@ -65,7 +65,7 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
         "model.explain": lambda c: ExplainPrediction(c.runtime),
         "model.record": lambda c: RecordPrediction(c.records, c.clock, c.keys),
         "model.shadow": lambda c: MirrorToCandidate(c.deployments.routing, c.deployments.shadow),
-        "privacy.preferences": lambda c: SubjectPreferences(c.sessions),
+        "privacy.preferences": lambda c: SubjectPreferences(c.regions),
         "llm.parse": lambda c: llm_stages.ParseRequest(c.settings.llm),
         "rate_limit.tokens": lambda c: llm_stages.TokenRateLimit(c.rate_limiter, c.settings.llm),
         "llm.route": lambda c: llm_stages.RouteCall(c.llm),

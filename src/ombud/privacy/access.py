@@ -18,6 +18,14 @@ with purpose, subject, categories and reason) before it is raised: refused and a
 merely logged. A grant is audited too and appended to the subject's access history
 (``subject_access_log``), which a subject's data export lists. The same checks apply whether
 the read comes over HTTP or from Python.
+
+Residency: a subject's rows (and its access history) live in the store of its region
+(:mod:`ombud.privacy.regions`), which is where the check reads and records.
+
+:meth:`DataAccess.check_many` is the same gate for many subjects at once (one purpose and set
+of categories): a query for the subjects and one for their consents per store, one audit write
+for every decision and one insert of the history rows per store, instead of a round of each
+per subject. Either every subject is allowed, or nothing is read and every refusal is audited.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ombud.audit.events import AuditEvent, Outcome
 from ombud.authz import Authorizer, Resource
@@ -44,6 +52,7 @@ from ombud.core.errors import (
 from ombud.core.ids import new_id
 from ombud.identity.principal import Principal
 from ombud.privacy.purposes import LawfulBasis, Purpose, PurposeCatalog
+from ombud.privacy.regions import RegionalStores
 from ombud.privacy.repository import PrivacyRepository
 from ombud.privacy.tables import DataSubjectRow, SubjectAccessRow
 from ombud.records.writer import RecordWriter
@@ -83,8 +92,8 @@ class DataAccess:
     """The gate before subject data.
 
     Args:
-        sessions: Where subjects, consents and the access history are read and written when
-            the caller gives no session of its own.
+        regions: The stores subjects, consents and the access history are read from and
+            written to (each subject's home store) when the caller gives no session of its own.
         clock: Time of grants and audit events.
         records: Where audit events go (the group-commit record writer).
         authorizer: Decides ``subject.data.read`` by role and policy.
@@ -93,13 +102,13 @@ class DataAccess:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        regions: RegionalStores,
         clock: Clock,
         records: RecordWriter,
         authorizer: Authorizer,
         catalog: PurposeCatalog,
     ) -> None:
-        self._sessions = sessions
+        self._regions = regions
         self._clock = clock
         self._records = records
         self._authorizer = authorizer
@@ -126,7 +135,8 @@ class DataAccess:
             session: The caller's unit of work: the check reads through it and the access
                 history row joins it (committed, or rolled back, with the caller's work). It
                 must not hold a write yet (the audit event commits on connections of its own,
-                and SQLite has one writer). Without it, the check uses sessions of its own.
+                and SQLite has one writer), and must be on the subject's home store. Without
+                it, the check uses sessions of its own on that store.
             request_id: The request this read serves, for the audit trail.
 
         Raises:
@@ -134,23 +144,127 @@ class DataAccess:
             NotFound, ConsentRequired: the read is refused (and already audited).
         """
         asked = _Request(principal, subject_id, purpose, tuple(categories), request_id)
+        home = None if session is not None else (await self._regions.home(subject_id)).sessions
         try:
             if session is not None:
                 grant = await self._decide(asked, PrivacyRepository(session))
             else:
-                async with self._sessions() as own:
+                assert home is not None
+                async with home() as own:
                     grant = await self._decide(asked, PrivacyRepository(own))
         except Problem as exc:
-            await self._audit(asked, exc)
+            await self._audit([(asked, exc, None)])
             raise
-        await self._audit(asked, None, grant)
+        await self._audit([(asked, None, grant)])
         row = _history_row(grant, request_id)
         if session is not None:
             PrivacyRepository(session).add(row)
         else:
-            async with self._sessions.begin() as own:
+            assert home is not None
+            async with home.begin() as own:
                 PrivacyRepository(own).add(row)
         return grant
+
+    async def check_many(
+        self,
+        principal: Principal,
+        *,
+        subject_ids: Sequence[str],
+        purpose: str | None,
+        categories: Sequence[str],
+        request_id: str | None = None,
+    ) -> list[AccessGrant]:
+        """:meth:`check` for each of ``subject_ids`` (repeats once), batched: one audit write
+        and, per store, one read of the subjects, one of their consents and one insert of the
+        history. All or nothing: when any subject is refused, every decision is audited (the
+        refusals, and no grant) and the first refusal in the order asked is raised.
+
+        Raises:
+            As :meth:`check`.
+        """
+        unique = list(dict.fromkeys(subject_ids))
+        asked = {s: _Request(principal, s, purpose, tuple(categories), request_id) for s in unique}
+        outcomes: dict[str, AccessGrant | Problem] = {}
+        try:
+            self._preflight(principal, purpose, categories)
+        except Problem as exc:
+            await self._audit([(asked[s], exc, None) for s in unique])
+            raise
+        for store_name, members in (await self._regions.homes(unique)).items():
+            store = self._regions.store(store_name)
+            async with store.sessions() as session:
+                outcomes |= await self._decide_many(
+                    [asked[s] for s in members], PrivacyRepository(session)
+                )
+        refused = [(s, o) for s, o in outcomes.items() if isinstance(o, Problem)]
+        if refused:
+            await self._audit([(asked[s], problem, None) for s, problem in refused])
+            first = min(refused, key=lambda item: unique.index(item[0]))
+            raise first[1]
+        grants = [outcomes[s] for s in unique]
+        assert all(isinstance(g, AccessGrant) for g in grants)
+        granted = [g for g in grants if isinstance(g, AccessGrant)]
+        await self._audit([(asked[g.subject_id], None, g) for g in granted])
+        by_store = await self._regions.homes(g.subject_id for g in granted)
+        for store_name, members in by_store.items():
+            wanted = set(members)
+            async with self._regions.store(store_name).sessions.begin() as session:
+                repo = PrivacyRepository(session)
+                for grant in granted:
+                    if grant.subject_id in wanted:
+                        repo.add(_history_row(grant, request_id))
+        return granted
+
+    def _preflight(
+        self, principal: Principal, purpose: str | None, categories: Sequence[str]
+    ) -> None:
+        """The checks that do not depend on the subject: purpose, categories, role."""
+        self._purpose(_Request(principal, "", purpose, tuple(categories), None))
+        context = {"purpose": purpose, "categories": list(categories)}
+        self._authorizer.authorize(principal, PERMISSION, Resource(kind=RESOURCE_KIND), context)
+
+    async def _decide_many(
+        self, asked: Sequence[_Request], repo: PrivacyRepository
+    ) -> dict[str, AccessGrant | Problem]:
+        subjects = await repo.subjects([a.subject_id for a in asked])
+        consents: dict[str, str] = {}
+        purpose, spec = self._purpose(asked[0])
+        if spec.needs_consent:
+            consents = await repo.current_consent_statuses(list(subjects), purpose)
+        decided: dict[str, AccessGrant | Problem] = {}
+        for request in asked:
+            try:
+                decided[request.subject_id] = self._grant(
+                    request, subjects.get(request.subject_id), spec, consents
+                )
+            except Problem as exc:
+                decided[request.subject_id] = exc
+        return decided
+
+    def _grant(
+        self,
+        asked: _Request,
+        subject: DataSubjectRow | None,
+        spec: Purpose,
+        consents: dict[str, str],
+    ) -> AccessGrant:
+        if subject is None:
+            raise NotFound(detail=f"no subject {asked.subject_id!r}")
+        context = {"purpose": asked.purpose, "categories": list(asked.categories)}
+        resource = Resource(kind=RESOURCE_KIND, id=subject.id, tenant_id=subject.tenant_id)
+        self._authorizer.authorize(asked.principal, PERMISSION, resource, context)
+        if spec.needs_consent and consents.get(subject.id) != GRANTED:
+            state = "withdrawn" if subject.id in consents else "never given"
+            raise ConsentRequired(
+                detail=f"purpose {asked.purpose!r} rests on consent, and the subject's consent "
+                f"is {state}"
+            )
+        assert asked.purpose is not None
+        return AccessGrant(
+            access_id=new_id("acc"), subject_id=subject.id, tenant_id=subject.tenant_id,
+            region=subject.region, purpose=asked.purpose, lawful_basis=spec.lawful_basis,
+            categories=asked.categories, actor=asked.principal.id, granted_at=self._clock.now(),
+        )  # fmt: skip
 
     async def _decide(self, asked: _Request, repo: PrivacyRepository) -> AccessGrant:
         purpose, spec = self._purpose(asked)
@@ -194,15 +308,17 @@ class DataAccess:
         return asked.purpose, spec
 
     async def _audit(
-        self, asked: _Request, problem: Problem | None, grant: AccessGrant | None = None
+        self, decisions: Sequence[tuple[_Request, Problem | None, AccessGrant | None]]
     ) -> None:
-        detail: dict[str, object] = {"categories": list(asked.categories)}
-        if problem is not None:
-            detail |= {"status": problem.status, "detail": problem.detail[:500]}
-        elif grant is not None:
-            detail |= {"access_id": grant.access_id, "lawful_basis": grant.lawful_basis.value}
-        await self._records.write([
-            AuditEvent(
+        """Write one ``data.access`` event per decision, all in one record write."""
+        events: list[AuditEvent] = []
+        for asked, problem, grant in decisions:
+            detail: dict[str, object] = {"categories": list(asked.categories)}
+            if problem is not None:
+                detail |= {"status": problem.status, "detail": problem.detail[:500]}
+            elif grant is not None:
+                detail |= {"access_id": grant.access_id, "lawful_basis": grant.lawful_basis.value}
+            events.append(AuditEvent(
                 event_id=new_id("evt"), occurred_at=self._clock.now(),
                 actor=asked.principal.id, action=ACTION,
                 resource=f"{RESOURCE_KIND}:{asked.subject_id}",
@@ -210,10 +326,11 @@ class DataAccess:
                 tenant_id=asked.principal.tenant_id, request_id=asked.request_id,
                 purpose=asked.purpose, subject=asked.subject_id,
                 reason=problem.kind if problem else None, detail=detail,
-            )
-        ])  # fmt: skip
-        if problem is not None:
-            problem.audited = True
+            ))  # fmt: skip
+        await self._records.write(events)
+        for _, problem, _ in decisions:
+            if problem is not None:
+                problem.audited = True
 
 
 async def _require_consent(repo: PrivacyRepository, subject: DataSubjectRow, purpose: str) -> None:

@@ -23,6 +23,13 @@ class PrivacyRepository:
     async def subject(self, subject_id: str) -> DataSubjectRow | None:
         return await self._session.get(DataSubjectRow, subject_id)
 
+    async def subjects(self, subject_ids: Sequence[str]) -> dict[str, DataSubjectRow]:
+        """The subjects among ``subject_ids`` that this store holds, by id."""
+        if not subject_ids:
+            return {}
+        stmt = select(DataSubjectRow).where(DataSubjectRow.id.in_(subject_ids))
+        return {row.id: row for row in await self._session.scalars(stmt)}
+
     async def subject_by_ref(self, tenant_id: str, external_ref: str) -> DataSubjectRow | None:
         stmt = select(DataSubjectRow).where(
             DataSubjectRow.tenant_id == tenant_id, DataSubjectRow.external_ref == external_ref
@@ -42,6 +49,22 @@ class PrivacyRepository:
             .limit(1)
         )
         return (await self._session.scalars(stmt)).first()
+
+    async def current_consent_statuses(
+        self, subject_ids: Sequence[str], purpose: str
+    ) -> dict[str, str]:
+        """The newest consent status for ``purpose`` of each of ``subject_ids`` that has any,
+        in one query (read each time, as :meth:`current_consent`)."""
+        if not subject_ids:
+            return {}
+        c = SubjectConsentRow
+        stmt = (
+            select(c.subject_id, c.status)
+            .where(c.subject_id.in_(subject_ids), c.purpose == purpose)
+            .order_by(c.subject_id, c.recorded_at, c.seq)
+        )
+        # Oldest first per subject: the last row seen for a subject is its newest.
+        return {str(subject): str(status) for subject, status in await self._session.execute(stmt)}
 
     async def consents(self, subject_id: str) -> Sequence[SubjectConsentRow]:
         stmt = (

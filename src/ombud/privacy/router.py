@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Request
 
-from ombud.api.deps import ContainerDep, PrincipalDep, SessionDep
+from ombud.api.deps import ContainerDep, PrincipalDep
 from ombud.api.problems import PROBLEM_RESPONSES
 from ombud.privacy.schemas import (
     SUBJECT_ID_PATTERN,
@@ -33,11 +33,11 @@ SubjectId = Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)]
 PurposeHeader = Annotated[str | None, Header(alias="X-Ombud-Purpose", max_length=64)]
 
 
-def get_privacy(container: ContainerDep, session: SessionDep) -> PrivacyService:
+def get_privacy(container: ContainerDep) -> PrivacyService:
     settings = container.settings.privacy
     secret = settings.lookup_secret
     return PrivacyService(
-        session, clock=container.clock, records=container.records,
+        container.regions, clock=container.clock, records=container.records,
         authorizer=container.authorizer, keys=container.keys, access=container.data_access,
         settings=settings,
         lookup_key=secret.get_secret_value().encode() if secret else container.api_key_pepper,

@@ -7,19 +7,22 @@ subject's own data key (``("subject", <id>)``, the key prediction inputs are sea
 so erasing the subject later destroys one key for all of it. An external id is found through an
 HMAC of it, never the value. Reading the profile goes through :class:`DataAccess`.
 
+Residency: a subject's rows live in the store of its region (:mod:`ombud.privacy.regions`);
+every operation opens its unit of work there (one short transaction per call) and commits it.
 Changes are written to the audit trail ahead of the change itself (as elsewhere: the record
 writer commits on connections of its own and must not wait on a write lock this unit of work
-holds). Nothing here commits: the request owns the transaction.
+holds).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ombud.audit.events import AuditEvent, Outcome
 from ombud.authz import Authorizer, Resource
@@ -38,6 +41,7 @@ from ombud.crypto.errors import KeyDestroyed
 from ombud.crypto.service import KeyManager
 from ombud.identity.principal import Principal
 from ombud.privacy.access import DataAccess
+from ombud.privacy.regions import RegionalStores
 from ombud.privacy.repository import PrivacyRepository
 from ombud.privacy.schemas import (
     ConsentRead,
@@ -74,10 +78,10 @@ def vault_aad(subject_id: str) -> bytes:
 
 
 class PrivacyService:
-    """The privacy domain over one unit of work.
+    """The privacy domain; each call is a unit of work in the subject's home store.
 
     Args:
-        session: The caller's unit of work; nothing here commits it.
+        regions: The stores of the regions (residency).
         clock: Time of changes and their audit events.
         records: Where audit events go (the group-commit record writer).
         authorizer: Decides who may manage and read subjects and consents.
@@ -89,7 +93,7 @@ class PrivacyService:
 
     def __init__(
         self,
-        session: AsyncSession,
+        regions: RegionalStores,
         *,
         clock: Clock,
         records: RecordWriter,
@@ -99,8 +103,7 @@ class PrivacyService:
         settings: PrivacySettings,
         lookup_key: bytes,
     ) -> None:
-        self._session = session
-        self._repo = PrivacyRepository(session)
+        self._regions = regions
         self._clock = clock
         self._records = records
         self._authorizer = authorizer
@@ -125,8 +128,13 @@ class PrivacyService:
         )
         self._require_region(body.region)
         ref = self._external_ref(tenant, body.external_id)
-        if ref is not None and await self._repo.subject_by_ref(tenant, ref) is not None:
-            raise Conflict(detail="the tenant already has a subject with this external_id")
+        if ref is not None:
+            for store in self._regions.stores:
+                async with store.sessions() as session:
+                    if await PrivacyRepository(session).subject_by_ref(tenant, ref) is not None:
+                        raise Conflict(
+                            detail="the tenant already has a subject with this external_id"
+                        )
         subject_id = new_id("sub")
         profile = SubjectProfile.model_validate(body.model_dump(exclude={"region"}))
         given = sorted(profile.model_dump(exclude_none=True))
@@ -141,10 +149,18 @@ class PrivacyService:
         now = self._clock.now()
         row = DataSubjectRow(id=subject_id, tenant_id=tenant, region=body.region,
                              external_ref=ref, created_by=principal.id, created_at=now)  # fmt: skip
-        self._repo.add(row)
-        await self._flush_new("a subject with this external_id was created concurrently")
-        self._repo.add(SubjectVaultRow(subject_id=subject_id, sealed=sealed, updated_at=now))
-        await self._repo.flush()
+        store = self._regions.for_region(body.region)
+        try:
+            async with store.sessions.begin() as session:
+                repo = PrivacyRepository(session)
+                repo.add(row)
+                await repo.flush()
+                repo.add(SubjectVaultRow(subject_id=subject_id, sealed=sealed, updated_at=now))
+        except IntegrityError as exc:
+            raise Conflict(
+                detail="a subject with this external_id was created concurrently"
+            ) from exc
+        self._regions.remember(subject_id, body.region)
         return SubjectRead(subject_id=subject_id, region=row.region, created_at=now)
 
     async def read_subject(
@@ -166,10 +182,11 @@ class PrivacyService:
         self._authorizer.authorize(principal, READ, Resource(kind=RESOURCE_KIND))
         grant = await self._access.check(
             principal, subject_id=subject_id, purpose=purpose, categories=PROFILE_CATEGORIES,
-            session=self._session, request_id=request_id,
+            request_id=request_id,
         )  # fmt: skip
-        subject = await self._subject(subject_id)
-        vault = await self._repo.vault(subject_id)
+        async with self._home(subject_id) as repo:
+            subject = await _subject(repo, subject_id)
+            vault = await repo.vault(subject_id)
         profile = SubjectProfile()
         if vault is not None:
             profile = await self._open(vault)
@@ -180,8 +197,9 @@ class PrivacyService:
 
     async def consents(self, principal: Principal, subject_id: str) -> Consents:
         """The subject's consents: current per purpose, and the whole history."""
-        await self._tenant_subject(principal, CONSENT_READ, subject_id)
-        history = [_consent_read(row) for row in await self._repo.consents(subject_id)]
+        async with self._home(subject_id) as repo:
+            await self._tenant_subject(repo, principal, CONSENT_READ, subject_id)
+            history = [_consent_read(row) for row in await repo.consents(subject_id)]
         return Consents(
             subject_id=subject_id, current={c.purpose: c for c in history}, history=history
         )
@@ -202,7 +220,8 @@ class PrivacyService:
             UnknownPurpose: the purpose is not in the catalog (422).
             InvalidRequest: ``recorded_at`` is in the future.
         """
-        await self._tenant_subject(principal, CONSENT_MANAGE, subject_id)
+        async with self._home(subject_id) as repo:
+            await self._tenant_subject(repo, principal, CONSENT_MANAGE, subject_id)
         now = self._clock.now()
         _require_known_purpose(self._access, body.purpose)
         recorded_at = body.recorded_at or now
@@ -220,14 +239,15 @@ class PrivacyService:
             status=body.status, source=body.source, recorded_at=recorded_at,
             recorded_by=principal.id, created_at=now,
         )  # fmt: skip
-        self._repo.add(row)
-        await self._repo.flush()
+        async with self._home(subject_id, write=True) as repo:
+            repo.add(row)
         return _consent_read(row)
 
     async def read_preferences(self, principal: Principal, subject_id: str) -> PreferencesHistory:
         """The subject's AI-usage preferences now, and every change."""
-        await self._tenant_subject(principal, CONSENT_READ, subject_id)
-        history = [_preferences(row) for row in await self._repo.preferences(subject_id)]
+        async with self._home(subject_id) as repo:
+            await self._tenant_subject(repo, principal, CONSENT_READ, subject_id)
+            history = [_preferences(row) for row in await repo.preferences(subject_id)]
         current = history[-1] if history else Preferences(subject_id=subject_id)
         return PreferencesHistory(current=current, history=history)
 
@@ -240,7 +260,8 @@ class PrivacyService:
         request_id: str | None = None,
     ) -> Preferences:
         """Record the subject's AI-usage choices (appended: the history is kept)."""
-        await self._tenant_subject(principal, CONSENT_MANAGE, subject_id)
+        async with self._home(subject_id) as repo:
+            await self._tenant_subject(repo, principal, CONSENT_MANAGE, subject_id)
         before = await self.preferences(subject_id)
         values = body.model_dump()
         await self._audit(principal, "subject.preferences", subject_id, request_id,
@@ -249,32 +270,41 @@ class PrivacyService:
         row = SubjectPreferenceRow(subject_id=subject_id, tenant_id=principal.tenant_id,
                                    recorded_by=principal.id, recorded_at=self._clock.now(),
                                    **values)  # fmt: skip
-        self._repo.add(row)
-        await self._repo.flush()
+        async with self._home(subject_id, write=True) as repo:
+            repo.add(row)
         return _preferences(row)
 
     async def preferences(self, subject_id: str) -> Preferences:
         """The subject's current AI-usage preferences, for the request path (no authorization:
         the caller already decided it may act for this subject). Read each time, never cached;
         both ``false`` for an unknown subject or one who never chose."""
-        row = await self._repo.current_preferences(subject_id)
+        async with self._home(subject_id) as repo:
+            row = await repo.current_preferences(subject_id)
         return _preferences(row) if row is not None else Preferences(subject_id=subject_id)
 
+    @asynccontextmanager
+    async def _home(
+        self, subject_id: str, *, write: bool = False
+    ) -> AsyncIterator[PrivacyRepository]:
+        """A unit of work in the subject's home store; ``write``: a transaction committed on
+        leaving."""
+        sessions = (await self._regions.home(subject_id)).sessions
+        if write:
+            async with sessions.begin() as session:
+                yield PrivacyRepository(session)
+        else:
+            async with sessions() as session:
+                yield PrivacyRepository(session)
+
     async def _tenant_subject(
-        self, principal: Principal, action: str, subject_id: str
+        self, repo: PrivacyRepository, principal: Principal, action: str, subject_id: str
     ) -> DataSubjectRow:
         """Authorize ``action`` on the subject; another tenant's subject is 404 like a missing
         one (the role is checked first, so a caller without it cannot probe ids)."""
         self._authorizer.authorize(principal, action, Resource(kind=RESOURCE_KIND))
-        row = await self._subject(subject_id)
+        row = await _subject(repo, subject_id)
         resource = Resource(kind=RESOURCE_KIND, id=subject_id, tenant_id=row.tenant_id)
         self._authorizer.authorize(principal, action, resource)
-        return row
-
-    async def _subject(self, subject_id: str) -> DataSubjectRow:
-        row = await self._repo.subject(subject_id)
-        if row is None:
-            raise NotFound(detail=f"no subject {subject_id!r}")
         return row
 
     async def _open(self, vault: SubjectVaultRow) -> SubjectProfile:
@@ -301,12 +331,6 @@ class PrivacyService:
         message = f"{tenant_id}\x00{external_id}".encode()
         return hmac.new(self._lookup_key, message, hashlib.sha256).hexdigest()
 
-    async def _flush_new(self, conflict: str) -> None:
-        try:
-            await self._repo.flush()
-        except IntegrityError as exc:
-            raise Conflict(detail=conflict) from exc
-
     async def _audit(
         self,
         principal: Principal,
@@ -325,6 +349,13 @@ class PrivacyService:
                 request_id=request_id, purpose=purpose, subject=subject_id, detail=detail,
             )
         ])  # fmt: skip
+
+
+async def _subject(repo: PrivacyRepository, subject_id: str) -> DataSubjectRow:
+    row = await repo.subject(subject_id)
+    if row is None:
+        raise NotFound(detail=f"no subject {subject_id!r}")
+    return row
 
 
 def _require_known_purpose(access: DataAccess, purpose: str) -> None:

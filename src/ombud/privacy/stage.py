@@ -8,9 +8,10 @@ the policy input is built from them (:func:`ombud.policy.inputs.before_input`), 
 recorded with the prediction or the LLM usage record, so the trail says why a call was handled
 as it was.
 
-Cost: at most one indexed query per call (the newest preferences row of the subject), and none
-for ids that cannot be registered subjects (``sub_`` and 32 hex digits). Nothing is cached, so a
-change of preference applies to the very next call.
+Cost: at most one indexed query per call (the newest preferences row of the subject, in the
+subject's home store: :mod:`ombud.privacy.regions`), and none for ids that cannot be registered
+subjects (``sub_`` and 32 hex digits). The preferences are never cached, so a change applies to
+the very next call.
 
 Tenancy: a preferences row is written only by a caller of the subject's own tenant and carries
 that tenant, so a row whose tenant is not the caller's is ignored: another tenant's subject id
@@ -22,10 +23,9 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from ombud.gateway.call import Call, Finding
 from ombud.gateway.outcomes import Outcome
+from ombud.privacy.regions import RegionalStores
 from ombud.privacy.repository import PrivacyRepository
 from ombud.privacy.tables import SubjectPreferenceRow
 
@@ -45,13 +45,13 @@ class SubjectPreferences:
     """Reads the named subject's preferences and records its opt-outs on the call.
 
     Args:
-        sessions: Opens the short read-only unit of work of the lookup.
+        regions: Where each subject's preferences are (a short read-only unit of work there).
     """
 
     name = STAGE
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, regions: RegionalStores) -> None:
+        self._regions = regions
 
     async def __call__(self, call: Call) -> Outcome:
         principal = call.require_principal()
@@ -68,5 +68,6 @@ class SubjectPreferences:
         return None
 
     async def _current(self, subject: str) -> SubjectPreferenceRow | None:
-        async with self._sessions() as session:
+        home = await self._regions.home(subject)
+        async with home.sessions() as session:
             return await PrivacyRepository(session).current_preferences(subject)
