@@ -53,6 +53,9 @@ DEFAULT_PERMISSIONS: Mapping[str, frozenset[str]] = {
     "feature.read": frozenset({"analyst", "data_scientist", "service"}),
     "feature.historical": frozenset({"data_scientist"}),
     "compliance.read": frozenset({"compliance_officer"}),
+    "subject.export": frozenset({"compliance_officer", "service"}),
+    "subject.erase": frozenset({"compliance_officer", "service"}),
+    "retention.run": frozenset({"compliance_officer"}),
 }
 
 
