@@ -21,7 +21,10 @@ $(STAMP): requirements.lock pyproject.toml
 		>> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	@touch $(STAMP)
 
+# The demo keeps two regions' subjects apart: eu in the main database, us in a file of its own.
 run: $(STAMP)
+	OMBUD_PRIVACY__REGIONS='["eu", "us"]' \
+	OMBUD_PRIVACY__REGION_DATABASES='{"us": "sqlite:///./var/ombud-us.db"}' \
 	$(BIN)/ombud demo --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
