@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
+
+from pydantic import SecretStr
 
 from ombud.compliance.record import RecordInputs, RegisteredModel, build_record
 from ombud.compliance.render import render_notice, render_record
-from ombud.config import ServingSettings, Settings
+from ombud.config import DatabaseSettings, PrivacySettings, ServingSettings, Settings
 from ombud.features.definitions import FeatureCatalog, FeatureView
 from ombud.llm.catalog import CatalogConfig
 from ombud.privacy.purposes import PurposeCatalog
@@ -78,6 +81,24 @@ def test_the_record_links_models_to_purposes_through_feature_views() -> None:
     assert record.sources.registry_approved_versions == 1
     [processor] = record.recipients.processors
     assert (processor.host, processor.regions) == ("api.example.com", ["eu"])
+
+
+def test_the_record_says_where_each_regions_subject_data_is_kept() -> None:
+    inputs = _record()
+    settings = Settings(
+        database=DatabaseSettings(url=SecretStr("sqlite:///var/main.db")),
+        privacy=PrivacySettings(
+            regions=["us", "eu"],
+            region_databases={"us": SecretStr("postgresql://ombud:s3cret@db.us.example:5432/o")},
+        ),
+    )
+    record = build_record(dataclasses.replace(inputs, settings=settings))
+    located = [(s.region, s.store, s.backend, s.host) for s in record.storage_locations]
+    assert located == [("eu", "main", "sqlite", None), ("us", "own", "postgresql", "db.us.example")]
+    text = render_record(record)
+    assert "| us | own | postgresql | db.us.example |" in text.splitlines()
+    assert "s3cret" not in text
+    assert "s3cret" not in record.model_dump_json()
 
 
 def test_the_markdown_record_has_every_section() -> None:

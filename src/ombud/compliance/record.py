@@ -15,6 +15,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
+from sqlalchemy.engine import make_url
 
 from ombud.config import Settings
 from ombud.features.definitions import FeatureCatalog, FeatureView
@@ -102,6 +103,18 @@ class SecurityMeasure(BaseModel):
     statement: str
 
 
+class StorageLocation(BaseModel):
+    """Where the subject data of one region is kept (residency); never a credential."""
+
+    region: str
+    store: str
+    """``main`` (the main database) or ``own`` (a database of the region's own)."""
+    backend: str
+    """``sqlite`` or ``postgresql``."""
+    host: str | None
+    """The database server's host; ``None`` for an SQLite file on ombud's own machine."""
+
+
 class Sources(BaseModel):
     """What the record was built from, so a reader can check it."""
 
@@ -120,6 +133,7 @@ class ProcessingRecord(BaseModel):
     models: list[ModelEntry]
     feature_views: list[FeatureViewEntry]
     recipients: Recipients
+    storage_locations: list[StorageLocation]
     security_measures: list[SecurityMeasure]
     sources: Sources
 
@@ -164,6 +178,7 @@ def build_record(inputs: RecordInputs) -> ProcessingRecord:
                 {r for p in inputs.purposes.purposes.values() for r in p.recipients}
             ),
         ),
+        storage_locations=storage_locations(settings),
         security_measures=security_measures(settings),
         sources=Sources(
             purposes_file=inputs.purposes_file,
@@ -260,6 +275,22 @@ def _processors(catalog: CatalogConfig) -> list[ProcessorEntry]:
             )  # fmt: skip
         )
     return entries
+
+
+def storage_locations(settings: Settings) -> list[StorageLocation]:
+    """Per region, which database keeps its subjects' data (backend and host only)."""
+    own = settings.privacy.region_databases
+    locations = []
+    for region in sorted(settings.privacy.regions):
+        url = make_url(own.get(region, settings.database.url).get_secret_value())
+        backend = url.get_backend_name()
+        locations.append(
+            StorageLocation(
+                region=region, store="own" if region in own else "main", backend=backend,
+                host=None if backend == "sqlite" else url.host,
+            )
+        )  # fmt: skip
+    return locations
 
 
 def security_measures(settings: Settings) -> list[SecurityMeasure]:

@@ -46,6 +46,12 @@ def render_record(record: ProcessingRecord) -> str:
         lines += ["No models are registered.", ""]
     lines += ["## Feature views", ""] + _views(record) + [""]
     lines += ["## Recipients and processors", ""] + _recipients(record) + [""]
+    lines += ["## Where subject data is stored (residency)", ""]
+    lines += ["| region | store | backend | host |", "|---|---|---|---|"]
+    lines += [
+        f"| {loc.region} | {loc.store} | {loc.backend} | {loc.host or 'local file'} |"
+        for loc in record.storage_locations
+    ] + [""]
     lines += ["## Security measures (Art. 30(1)(g))", ""]
     lines += [f"- {m.statement}" for m in record.security_measures] + [""]
     lines += ["## Sources", ""]
