@@ -39,6 +39,7 @@ from ombud.outcomes.wiring import kpi_jobs
 from ombud.predictions.explanation_router import router as explanations_router
 from ombud.predictions.router import router as predictions_router
 from ombud.privacy.router import router as privacy_router
+from ombud.privacy.wiring import privacy_jobs
 from ombud.registry.promotion_router import router as promotion_router
 from ombud.registry.router import router as registry_router
 from ombud.review.router import router as reviews_router
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                             deployments=deployment_jobs(container),
                             outcomes=kpi_jobs(container),
                             features=materialize_jobs(container),
+                privacy=privacy_jobs(container),
                         ),
                     )  # fmt: skip
                     background.start_soon(worker.run, stop)

@@ -22,6 +22,7 @@ from ombud.jobs.catalog import default_registry
 from ombud.jobs.worker import build_worker
 from ombud.observability.logging import configure_logging
 from ombud.outcomes.wiring import kpi_jobs
+from ombud.privacy.wiring import privacy_jobs
 from ombud.review.wiring import review_jobs
 
 
@@ -46,6 +47,7 @@ async def _work(settings: Settings) -> None:
                 deployments=deployment_jobs(container),
                 outcomes=kpi_jobs(container),
                 features=materialize_jobs(container),
+                privacy=privacy_jobs(container),
             ),
         )
         stop = anyio.Event()

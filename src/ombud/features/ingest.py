@@ -30,6 +30,7 @@ from ombud.features.definitions import SUBJECT, SUBJECT_ID, FeatureCatalog, Payl
 from ombud.features.repository import FeatureEventRepository
 from ombud.features.schemas import EventIn, IngestResult
 from ombud.identity.principal import Principal
+from ombud.privacy.exclusions import TrainingExclusions
 from ombud.privacy.regions import RegionalStores
 from ombud.records.writer import RecordWriter
 
@@ -114,6 +115,7 @@ class IngestService:
         clock: Ingestion times and the bound on event times.
         records: Where audit events go (the group-commit record writer).
         max_skew: How far in the future an event time may lie.
+        exclusions: The exclusion list: events about an erased subject are refused.
     """
 
     def __init__(
@@ -124,8 +126,10 @@ class IngestService:
         records: RecordWriter,
         *,
         max_skew: timedelta,
+        exclusions: TrainingExclusions | None = None,
     ) -> None:
         self._regions = regions
+        self._exclusions = exclusions
         self._catalog = catalog
         self._clock = clock
         self._records = records
@@ -150,6 +154,18 @@ class IngestService:
         for i, event in enumerate(events):
             loc: Loc = ("body", "events", i) if batch else ("body",)
             errors.extend(event_problems(self._catalog, event, loc, latest=now + self._max_skew))
+        if not errors and self._exclusions is not None:
+            erased = await self._exclusions.excluded(
+                principal.tenant_id, (e.entity_id for e in events)
+            )
+            errors = [
+                FieldError(
+                    (("body", "events", i) if batch else ("body",)) + ("entity_id",),
+                    "the subject was erased; nothing more is stored about it", "subject_erased",
+                )
+                for i, e in enumerate(events)
+                if e.entity_id in erased
+            ]  # fmt: skip
         if errors:
             raise InvalidRequest(detail=f"{len(errors)} problem(s) in the events", errors=errors)
         fresh = await self._fresh(principal.tenant_id, events)

@@ -26,6 +26,8 @@ from ombud.features.schemas import (
     TrainingSet,
 )
 from ombud.features.training import TrainingSetService
+from ombud.privacy.exclusions import TrainingExclusions
+from ombud.privacy.wiring import lookup_key
 
 router = APIRouter(tags=["features"])
 
@@ -62,6 +64,7 @@ async def ingest_events(
     service = IngestService(
         container.regions, catalog, container.clock, container.records,
         max_skew=timedelta(seconds=container.settings.features.max_clock_skew_s),
+        exclusions=TrainingExclusions(container.sessions, lookup_key(container)),
     )  # fmt: skip
     batch = isinstance(body, EventBatch)
     events = body.events if isinstance(body, EventBatch) else [body]
@@ -94,6 +97,7 @@ async def historical(
     service = TrainingSetService(
         container.regions, container.clock, container.records,
         max_events=container.settings.features.historical_max_events,
+        exclusions=TrainingExclusions(container.sessions, lookup_key(container)),
     )  # fmt: skip
     return await service.training_set(
         principal, declared, body, request_id=request.state.request_id

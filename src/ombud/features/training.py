@@ -20,6 +20,7 @@ from ombud.features.definitions import FeatureView
 from ombud.features.historical import historical_features
 from ombud.features.schemas import HistoricalRequest, TrainingSet
 from ombud.identity.principal import Principal
+from ombud.privacy.exclusions import TrainingExclusions
 from ombud.privacy.regions import MAIN, RegionalStores
 from ombud.records.writer import RecordWriter
 
@@ -34,12 +35,20 @@ class TrainingSetService:
         clock: Audit times.
         records: Where audit events go (the group-commit record writer).
         max_events: Most events one request may read.
+        exclusions: The training-exclusion list (erased subjects); their rows are left out.
     """
 
     def __init__(
-        self, regions: RegionalStores, clock: Clock, records: RecordWriter, *, max_events: int
+        self,
+        regions: RegionalStores,
+        clock: Clock,
+        records: RecordWriter,
+        *,
+        max_events: int,
+        exclusions: TrainingExclusions | None = None,
     ) -> None:
         self._regions = regions
+        self._exclusions = exclusions
         self._clock = clock
         self._records = records
         self._max_events = max_events
@@ -54,12 +63,15 @@ class TrainingSetService:
         exclude: frozenset[str] = frozenset(),
     ) -> TrainingSet:
         """``view``'s features for each requested row (already authorized); rows of entities
-        in ``exclude`` (those withdrawn from training) are left out.
+        in ``exclude`` or on the exclusion list (those withdrawn from training) are left out.
 
         Raises:
             InvalidRequest: the rows need more events than one request may read.
         """
         rows = [(r.entity_id, r.label_time) for r in body.rows]
+        if self._exclusions is not None:
+            entities = (entity for entity, _ in rows)
+            exclude = exclude | await self._exclusions.excluded(principal.tenant_id, entities)
         left_out = sum(1 for entity, _ in rows if entity in exclude)
         await self._audit(principal, view, len(rows), left_out, request_id)
         result = await self._read(principal.tenant_id, view, rows, exclude)

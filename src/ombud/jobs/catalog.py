@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ombud.deployments.monitor import DeploymentJobs
     from ombud.features.materialize import MaterializeJobs
     from ombud.outcomes.jobs import KpiJobs
+    from ombud.privacy.erasure import ErasureJobs
     from ombud.review.jobs import ReviewJobs
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def default_registry(
     deployments: DeploymentJobs | None = None,
     outcomes: KpiJobs | None = None,
     features: MaterializeJobs | None = None,
+    privacy: ErasureJobs | None = None,
 ) -> JobRegistry:
     """Every built-in job kind with its handler, and the default schedules.
 
@@ -79,6 +81,8 @@ def default_registry(
             with ``ombud.outcomes.wiring.kpi_jobs``.
         features: Online-store materialization (``features.materialize``, every five
             minutes); build it with ``ombud.features.wiring.materialize_jobs``.
+        privacy: The erasure cascade (``privacy.erasure``); build it with
+            ``ombud.privacy.wiring.privacy_jobs``.
     """
     registry = JobRegistry()
     registry.register(PRUNE, prune_jobs)
@@ -95,4 +99,6 @@ def default_registry(
         outcomes.register(registry)
     if features is not None:
         features.register(registry)
+    if privacy is not None:
+        privacy.register(registry)
     return registry

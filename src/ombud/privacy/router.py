@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
 
 from ombud.api.deps import ContainerDep, PrincipalDep
 from ombud.api.problems import PROBLEM_RESPONSES
+from ombud.privacy.erasure import ErasureService
 from ombud.privacy.schemas import (
     SUBJECT_ID_PATTERN,
     ConsentRead,
     Consents,
     ConsentWrite,
+    ErasureRead,
+    ErasureRequest,
     Preferences,
     PreferencesHistory,
     PreferencesWrite,
@@ -26,6 +29,7 @@ from ombud.privacy.schemas import (
     SubjectRead,
 )
 from ombud.privacy.service import PrivacyService
+from ombud.privacy.wiring import erasure_deps, lookup_key
 
 router = APIRouter(prefix="/v1/subjects", tags=["privacy"])
 
@@ -34,14 +38,18 @@ PurposeHeader = Annotated[str | None, Header(alias="X-Ombud-Purpose", max_length
 
 
 def get_privacy(container: ContainerDep) -> PrivacyService:
-    settings = container.settings.privacy
-    secret = settings.lookup_secret
     return PrivacyService(
         container.regions, clock=container.clock, records=container.records,
         authorizer=container.authorizer, keys=container.keys, access=container.data_access,
-        settings=settings,
-        lookup_key=secret.get_secret_value().encode() if secret else container.api_key_pepper,
+        settings=container.settings.privacy, lookup_key=lookup_key(container),
     )  # fmt: skip
+
+
+def get_erasure(container: ContainerDep) -> ErasureService:
+    return ErasureService(erasure_deps(container))
+
+
+ErasureDep = Annotated[ErasureService, Depends(get_erasure)]
 
 
 PrivacyDep = Annotated[PrivacyService, Depends(get_privacy)]
@@ -131,3 +139,37 @@ async def write_preferences(
     return await privacy.set_preferences(
         principal, subject_id, body, request_id=request.state.request_id
     )
+
+
+@router.post(
+    "/{subject_id}/erasure", name="subject.erase", status_code=202,
+    summary="Erase a data subject everywhere", responses=PROBLEM_RESPONSES,
+)  # fmt: skip
+async def erase_subject(
+    subject_id: SubjectId,
+    request: Request,
+    response: Response,
+    principal: PrincipalDep,
+    erasure: ErasureDep,
+    body: ErasureRequest | None = None,
+) -> ErasureRead:
+    """Destroys the subject's key at once (nothing sealed under it decrypts again), then a
+    job deletes every copy; 202 with the record, 200 with the same record when the subject
+    was already erased. ``Location`` is the record's URL."""
+    record, started = await erasure.request(
+        principal, subject_id, body or ErasureRequest(), request_id=request.state.request_id
+    )
+    response.status_code = 202 if started else 200
+    response.headers["Location"] = f"/v1/subjects/{subject_id}/erasure"
+    return record
+
+
+@router.get(
+    "/{subject_id}/erasure", name="subject.erasure", summary="A subject's erasure record",
+    responses=PROBLEM_RESPONSES,
+)  # fmt: skip
+async def erasure_status(
+    subject_id: SubjectId, principal: PrincipalDep, erasure: ErasureDep
+) -> ErasureRead:
+    """Pending, or completed with what was removed where."""
+    return await erasure.status(principal, subject_id)

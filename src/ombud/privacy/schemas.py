@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
@@ -122,3 +122,25 @@ class AccessRead(BaseModel):
     categories: list[str]
     accessed_at: datetime
     request_id: str | None = Field(default=None)
+
+
+class ErasureRequest(BaseModel):
+    """``POST /v1/subjects/{id}/erasure``: why (a ticket, the subject's request); optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ErasureRead(BaseModel):
+    """An erasure and the record of what was done."""
+
+    erasure_id: str
+    status: Literal["pending", "completed"]
+    reason: str | None
+    requested_by: str
+    requested_at: datetime
+    completed_at: datetime | None
+    report: dict[str, Any]
+    """``key_destroyed``, and once completed ``removed``: rows deleted or cleared per store
+    (``main`` or a region) and table, Redis keys and LLM cache entries."""

@@ -69,6 +69,8 @@ def _sqlite_engine(url: URL, *, echo: bool, pool: dict[str, int]) -> AsyncEngine
         # FULL: a commit survives power loss, not only a crash. Group commit amortizes the fsync.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows are overwritten with zeros: an erased subject's data leaves the file.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 

@@ -23,6 +23,7 @@ from ombud.outcomes.tables import PredictionOutcomeRow
 from ombud.policy.tables import PolicyDecisionRow
 from ombud.predictions.explanations import PredictionExplanationRow
 from ombud.predictions.tables import PredictionRow
+from ombud.privacy.rights_tables import SubjectErasureRow, TrainingExclusionRow
 from ombud.privacy.tables import (
     DataSubjectRow,
     SubjectAccessRow,
@@ -48,6 +49,8 @@ __all__ = [
     "AuditEventRow",
     "AuditSigningKeyRow",
     "DataKeyRow",
+    "SubjectErasureRow",
+    "TrainingExclusionRow",
     "DataSubjectRow",
     "DeploymentEventRow",
     "DeploymentFailureRow",

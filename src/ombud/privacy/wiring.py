@@ -1,0 +1,28 @@
+"""Builds the privacy domain's services and job handlers from the container."""
+
+from __future__ import annotations
+
+from ombud.container import Container
+from ombud.privacy.erasure import ErasureDeps, ErasureJobs
+
+
+def lookup_key(container: Container) -> bytes:
+    """Key of the HMACs that index external ids and erased subjects
+    (``OMBUD_PRIVACY__LOOKUP_SECRET``, else the API-key pepper)."""
+    secret = container.settings.privacy.lookup_secret
+    return secret.get_secret_value().encode() if secret else container.api_key_pepper
+
+
+def erasure_deps(container: Container) -> ErasureDeps:
+    llm_cache = container.llm.cache if container.settings.llm.cache_enabled else None
+    return ErasureDeps(
+        regions=container.regions, sessions=container.sessions, keys=container.keys,
+        records=container.records, clock=container.clock, authorizer=container.authorizer,
+        lookup_key=lookup_key(container), redis=container.redis, llm_cache=llm_cache,
+        max_attempts=container.settings.jobs.max_attempts,
+    )  # fmt: skip
+
+
+def privacy_jobs(container: Container) -> ErasureJobs:
+    """The ``privacy.erasure`` handler for a worker of ``container``'s process."""
+    return ErasureJobs(erasure_deps(container))

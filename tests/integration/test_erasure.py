@@ -1,0 +1,323 @@
+"""The right to erasure, end to end: a subject of a region with a database of its own is given
+data of every kind (profile, consents, preferences, events, online features, a prediction, a
+review item, a cached LLM answer, reads in the access history), erased, and then searched for:
+every table of every store (from the schema metadata), every Redis key and value, and every
+file of the SQLite stores and the artifact store must be free of its identifiers and plaintext
+values; its pseudonymous id may stay only in the audit trail and the destroyed key's tombstone.
+Afterwards training sets leave it out, events about it are refused and the audit chain still
+verifies."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+from uuid import uuid4
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ombud.app import create_app
+from ombud.audit.verify import verify_database
+from ombud.config import FeatureSettings, PrivacySettings, RedisSettings, Settings
+from ombud.container import Container
+from ombud.core.clock import FrozenClock
+from ombud.demo.seed import seed_demo
+from ombud.features.materialize import MATERIALIZE_JOB
+from ombud.features.wiring import materialize_jobs
+from ombud.identity.repository import IdentityRepository
+from ombud.identity.service import IdentityService
+from ombud.jobs.catalog import default_registry
+from ombud.jobs.registry import JobContext
+from ombud.privacy.erasure import ERASURE_JOB
+from ombud.privacy.wiring import privacy_jobs
+from ombud.storage.tables import metadata
+from tests.conftest import empty_database
+from tests.integration.helpers import PREDICT, applicant
+
+pytestmark = pytest.mark.anyio
+
+VIEWS_DIR = Path(__file__).resolve().parents[2] / "features"
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+SCORING = "credit_scoring"
+_RUN = uuid4()
+"""Values of this run alone: tests on other backends may run at the same time."""
+NAME = f"Quentin Zyxwvutsrq {_RUN.hex[:8]}"
+EMAIL = f"quokka-zebra-{_RUN.hex[8:16]}@example.org"
+EXTERNAL_ID = f"EXT-QZX-{_RUN.hex[16:24]}"
+SECRET = f"pangolin-marmalade-{_RUN.hex[24:]}"
+AMOUNT = float(f"9{_RUN.int % 10**6:06d}.4321")
+BALANCE = float(f"8{(_RUN.int >> 20) % 10**6:06d}.6789")
+NEEDLES = (NAME, EMAIL, EXTERNAL_ID, SECRET, str(AMOUNT), str(BALANCE))
+ALLOWED = {"audit_events", "data_keys"}
+"""Where an erased subject's pseudonymous id may remain: the hash-chained audit trail and the
+tombstone of its destroyed key."""
+RISKY = applicant(checking_status="lt_0", credit_history="no_credits", duration_months=60,
+                  credit_amount=15000, savings="lt_100")  # fmt: skip
+
+
+@pytest.fixture(params=["database", "redis"])
+def online_store(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+@pytest.fixture
+async def app(
+    settings: Settings, regional_database: str, redis_url: str, online_store: str
+) -> AsyncIterator[FastAPI]:
+    privacy = PrivacySettings(
+        regions=["eu", "us"], region_databases={"us": SecretStr(regional_database)}
+    )
+    features = FeatureSettings(views_dir=VIEWS_DIR, online_store=online_store)  # type: ignore[arg-type]
+    changed = settings.model_copy(
+        update={
+            "privacy": privacy,
+            "features": features,
+            "redis": RedisSettings(url=SecretStr(redis_url)),
+        }
+    )
+    application = create_app(changed, clock=FrozenClock(NOW))
+    async with application.router.lifespan_context(application):
+        yield application
+        container: Container = application.state.container
+        await empty_database(container)
+
+
+@dataclass
+class World:
+    client: httpx.AsyncClient
+    container: Container
+    service: dict[str, str]
+    tenant: str
+
+    async def key(self, role: str) -> dict[str, str]:
+        async with self.container.sessions.begin() as session:
+            identity = IdentityService(
+                IdentityRepository(session), self.container.api_key_pepper, self.container.clock
+            )
+            token = (await identity.create_api_key(tenant=self.tenant, roles=(role,))).token
+        return {"Authorization": f"Bearer {token}"}
+
+    async def subject(self, region: str, **profile: str) -> str:
+        created = await self.client.post(
+            "/v1/subjects", json={"region": region, **profile}, headers=self.service
+        )
+        assert created.status_code == 201, created.text
+        subject_id: str = created.json()["subject_id"]
+        consent = {"purpose": SCORING, "status": "granted", "source": "web_form"}
+        answer = await self.client.post(
+            f"/v1/subjects/{subject_id}/consents", json=consent, headers=self.service
+        )
+        assert answer.status_code == 201, answer.text
+        return subject_id
+
+    async def events(self, subject_id: str, amount: float, balance: float) -> httpx.Response:
+        event = {
+            "type": "transaction", "entity_id": subject_id,
+            "timestamp": (NOW - timedelta(days=1)).isoformat(),
+            "payload": {"amount": amount, "balance": balance, "channel": "card"},
+        }  # fmt: skip
+        return await self.client.post("/v1/events", json=event, headers=self.service)
+
+    async def run(self, kind: str, payload: dict[str, object], **handlers: Any) -> None:
+        handler = default_registry(**handlers).handler(kind)
+        async with self.container.sessions.begin() as session:
+            context = SimpleNamespace(payload=payload, clock=self.container.clock, session=session)
+            await handler(cast(JobContext, context))
+
+
+@pytest.fixture
+async def world(client: httpx.AsyncClient, container: Container) -> World:
+    await seed_demo(container)
+    tenant = "demo"
+    async with container.sessions.begin() as session:
+        identity = IdentityService(
+            IdentityRepository(session), container.api_key_pepper, container.clock
+        )
+        token = (await identity.create_api_key(tenant=tenant, roles=("service",))).token
+    return World(client, container, {"Authorization": f"Bearer {token}"}, tenant)
+
+
+async def _give_data(world: World, subject: str) -> None:
+    """Data of every kind about ``subject``."""
+    client, service = world.client, world.service
+    prefs = {"automated_decision_opt_out": True, "personalization_opt_out": False}
+    answer = await client.put(f"/v1/subjects/{subject}/preferences", json=prefs, headers=service)
+    assert answer.status_code == 200, answer.text
+    assert (await world.events(subject, AMOUNT, BALANCE)).status_code == 201
+    await world.run(MATERIALIZE_JOB, {}, features=materialize_jobs(world.container))
+    scoring = {**service, "X-Ombud-Purpose": SCORING, "X-Ombud-Subject": subject}
+    online = await client.post(
+        "/v1/features/credit_applicant/online", json={"entity_ids": [subject]}, headers=scoring
+    )
+    assert online.json()["rows"][0]["values"]["last_balance"] == BALANCE
+    held = await client.post(PREDICT, json=RISKY, headers=scoring)
+    assert held.status_code == 202, held.text  # an adverse decision held for human review
+    safe = await client.post(PREDICT, json=applicant(), headers=scoring)
+    assert safe.status_code == 200, safe.text
+    ask = {"model": "local-echo", "messages": [{"role": "user", "content": SECRET}]}
+    chat = await client.post("/v1/chat/completions", json=ask, headers=scoring)
+    assert chat.status_code == 200, chat.text
+    assert SECRET in chat.text
+
+
+async def _rows_naming(engine: AsyncEngine, needle: str) -> set[str]:
+    found: set[str] = set()
+    async with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in await conn.execute(select(table)):
+                if any(needle in _text(value) for value in row):
+                    found.add(table.name)
+                    break
+    return found
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("latin-1")
+    return str(value)
+
+
+async def _redis_naming(redis: Redis, needle: str) -> list[str]:
+    found: list[str] = []
+    async for raw in redis.scan_iter(count=1000):
+        key = _text(raw)
+        kind = _text(await redis.type(raw))
+        if kind == "string":
+            content: object = await redis.get(raw)
+        elif kind == "hash":
+            content = await redis.hgetall(raw)
+        elif kind == "set":
+            content = await redis.smembers(raw)
+        elif kind == "zset":
+            content = await redis.zrange(raw, 0, -1)
+        elif kind == "list":
+            content = await redis.lrange(raw, 0, -1)
+        else:
+            content = b""
+        if needle in key or needle in repr(content):
+            found.append(key)
+    return found
+
+
+def _files(container: Container, settings: Settings) -> list[Path]:
+    """Every file the stores and the artifact store keep on this machine (SQLite files with
+    their logs; a PostgreSQL server's files are not ours to read)."""
+    files = [p for p in settings.serving.artifact_dir.rglob("*") if p.is_file()]
+    for store in container.regions.stores:
+        url = make_url(str(store.engine.url))
+        if url.get_backend_name() == "sqlite" and url.database:
+            files += list(Path(url.database).parent.glob(Path(url.database).name + "*"))
+    return files
+
+
+async def test_an_erased_subject_is_nowhere_but_the_audit_trail(
+    world: World, container: Container, settings: Settings
+) -> None:
+    profile = {"name": NAME, "email": EMAIL, "external_id": EXTERNAL_ID}
+    gone = await world.subject("us", **profile)
+    kept = await world.subject("eu", name="Bystander", email="stay@example.org")
+    await _give_data(world, gone)
+    assert (await world.events(kept, 10.0, 20.0)).status_code == 201
+    before = await _rows_naming(container.regions.for_region("us").engine, gone)
+    assert {"data_subjects", "subject_vault", "feature_events"} <= before
+    stored = b"".join(path.read_bytes() for path in _files(container, settings))
+    if container.regions.main.engine.dialect.name == "sqlite":
+        # The file scan below can see: the event's values are in the files now.
+        assert str(AMOUNT).encode() in stored
+
+    started = await world.client.post(
+        f"/v1/subjects/{gone}/erasure", json={"reason": "ticket 42"}, headers=world.service
+    )
+    assert started.status_code == 202, started.text
+    erasure = started.json()
+    assert (erasure["status"], erasure["report"]["key_destroyed"]) == ("pending", True)
+    assert started.headers["Location"] == f"/v1/subjects/{gone}/erasure"
+    # Shredded at once: the profile can no longer be read, before the cascade ran.
+    profile_read = await world.client.get(
+        f"/v1/subjects/{gone}", headers={**world.service, "X-Ombud-Purpose": SCORING}
+    )
+    assert profile_read.status_code == 410, profile_read.text
+    again = await world.client.post(f"/v1/subjects/{gone}/erasure", headers=world.service)
+    assert again.status_code == 200
+    assert again.json()["erasure_id"] == erasure["erasure_id"]
+
+    jobs = privacy_jobs(container)
+    await world.run(ERASURE_JOB, {"erasure_id": erasure["erasure_id"]}, privacy=jobs)
+    await world.run(ERASURE_JOB, {"erasure_id": erasure["erasure_id"]}, privacy=jobs)  # a retry
+
+    done = await world.client.get(f"/v1/subjects/{gone}/erasure", headers=world.service)
+    assert done.status_code == 200
+    record = done.json()
+    assert record["status"] == "completed"
+    removed = record["report"]["removed"]
+    assert removed["us"]["data_subjects"] == 1
+    assert removed["us"]["feature_events"] == 1
+    assert removed["main"]["predictions"] == 2
+    assert removed["main"]["reviews"] == 1
+    assert removed["llm_cache"]["entries"] >= 1
+
+    for store in container.regions.stores:
+        for needle in NEEDLES:
+            assert await _rows_naming(store.engine, needle) == set(), (store.name, needle)
+        assert await _rows_naming(store.engine, gone) <= ALLOWED, store.name
+    assert container.redis is not None
+    for needle in (*NEEDLES, gone):
+        assert await _redis_naming(container.redis, needle) == [], needle
+    for path in _files(container, settings):
+        content = path.read_bytes()
+        for needle in NEEDLES:
+            assert needle.encode() not in content, (path, needle)
+
+    # The bystander is untouched; a training set leaves the erased subject out.
+    scientist = await world.key("data_scientist")
+    rows = [{"entity_id": s, "label_time": NOW.isoformat()} for s in (gone, kept)]
+    built = await world.client.post(
+        "/v1/features/credit_applicant/historical", json={"rows": rows}, headers=scientist
+    )
+    assert built.status_code == 200, built.text
+    assert [r["entity_id"] for r in built.json()["rows"]] == [kept]
+    assert built.json()["excluded"] == 1
+    refused = await world.events(gone, 1.0, 2.0)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["type"] == "subject_erased"
+
+    report = await verify_database(container.sessions)
+    assert report.ok, report.problems
+
+
+async def test_erasure_needs_its_permission_and_the_callers_tenant(world: World) -> None:
+    subject = await world.subject("eu", name="Ada")
+    analyst = await world.key("analyst")
+    refused = await world.client.post(f"/v1/subjects/{subject}/erasure", headers=analyst)
+    assert refused.status_code == 403
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    world.tenant = f"t{uuid4().hex[:12]}"
+    stranger = await world.key("service")
+    for method in ("POST", "GET"):
+        answer = await world.client.request(
+            method, f"/v1/subjects/{subject}/erasure", headers=stranger
+        )
+        assert answer.status_code == 404, (method, answer.text)
+    missing = await world.client.post(f"/v1/subjects/sub_{'0' * 32}/erasure", headers=stranger)
+    assert missing.status_code == 404
+    bad = await world.client.post(
+        f"/v1/subjects/{subject}/erasure", json={"reason": 5, "x": 1}, headers=world.service
+    )
+    assert bad.status_code == 422
+    not_yet = await world.client.get(f"/v1/subjects/{subject}/erasure", headers=world.service)
+    assert not_yet.status_code == 404
+    read = await world.client.get(
+        f"/v1/subjects/{subject}", headers={**world.service, "X-Ombud-Purpose": SCORING}
+    )
+    assert read.status_code == 200, read.text
