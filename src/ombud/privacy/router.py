@@ -7,13 +7,15 @@ others by the HTTP edge.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 
 from ombud.api.deps import ContainerDep, PrincipalDep
 from ombud.api.problems import PROBLEM_RESPONSES
+from ombud.features.definitions import FeatureCatalog
 from ombud.privacy.erasure import ErasureService
+from ombud.privacy.export import ExportService
 from ombud.privacy.schemas import (
     SUBJECT_ID_PATTERN,
     ConsentRead,
@@ -50,6 +52,20 @@ def get_erasure(container: ContainerDep) -> ErasureService:
 
 
 ErasureDep = Annotated[ErasureService, Depends(get_erasure)]
+
+
+def get_export(container: ContainerDep, request: Request) -> ExportService:
+    catalog = getattr(request.app.state, "feature_catalog", None)
+    views = catalog if isinstance(catalog, FeatureCatalog) else FeatureCatalog()
+    return ExportService(
+        regions=container.regions, sessions=container.sessions, keys=container.keys,
+        access=container.data_access, authorizer=container.authorizer,
+        records=container.records, clock=container.clock, views=views,
+        online=container.online_features.store if views.views else None,
+    )  # fmt: skip
+
+
+ExportDep = Annotated[ExportService, Depends(get_export)]
 
 
 PrivacyDep = Annotated[PrivacyService, Depends(get_privacy)]
@@ -173,3 +189,16 @@ async def erasure_status(
 ) -> ErasureRead:
     """Pending, or completed with what was removed where."""
     return await erasure.status(principal, subject_id)
+
+
+@router.post(
+    "/{subject_id}/export", name="subject.export", summary="Export a subject's data (Art. 15)",
+    responses=PROBLEM_RESPONSES,
+)  # fmt: skip
+async def export_subject(
+    subject_id: SubjectId, request: Request, principal: PrincipalDep, export: ExportDep
+) -> dict[str, Any]:
+    """One JSON bundle: profile, consents, preferences, purposes, features, predictions,
+    decisions, reviews, the access history and the sources of the data; audited with its
+    digest. 410 once the subject was erased."""
+    return await export.export(principal, subject_id, request_id=request.state.request_id)

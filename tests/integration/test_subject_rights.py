@@ -1,4 +1,7 @@
-"""The right to erasure, end to end: a subject of a region with a database of its own is given
+"""Data-subject rights end to end: access (the export bundle has every category of data, each
+correct) and erasure.
+
+Erasure: a subject of a region with a database of its own is given
 data of every kind (profile, consents, preferences, events, online features, a prediction, a
 review item, a cached LLM answer, reads in the access history), erased, and then searched for:
 every table of every store (from the schema metadata), every Redis key and value, and every
@@ -9,6 +12,7 @@ verifies."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,22 +46,49 @@ from ombud.privacy.erasure import ERASURE_JOB
 from ombud.privacy.wiring import privacy_jobs
 from ombud.storage.tables import metadata
 from tests.conftest import empty_database
-from tests.integration.helpers import PREDICT, applicant
+from tests.integration.helpers import PREDICT, applicant, audit_for
 
 pytestmark = pytest.mark.anyio
 
 VIEWS_DIR = Path(__file__).resolve().parents[2] / "features"
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 SCORING = "credit_scoring"
-_RUN = uuid4()
-"""Values of this run alone: tests on other backends may run at the same time."""
-NAME = f"Quentin Zyxwvutsrq {_RUN.hex[:8]}"
-EMAIL = f"quokka-zebra-{_RUN.hex[8:16]}@example.org"
-EXTERNAL_ID = f"EXT-QZX-{_RUN.hex[16:24]}"
-SECRET = f"pangolin-marmalade-{_RUN.hex[24:]}"
-AMOUNT = float(f"9{_RUN.int % 10**6:06d}.4321")
-BALANCE = float(f"8{(_RUN.int >> 20) % 10**6:06d}.6789")
-NEEDLES = (NAME, EMAIL, EXTERNAL_ID, SECRET, str(AMOUNT), str(BALANCE))
+
+
+@dataclass(frozen=True)
+class Values:
+    """Identifiers and plaintext values of one test alone (tests on other backends may run at
+    the same time, and Redis is shared)."""
+
+    name: str
+    email: str
+    external_id: str
+    secret: str
+    amount: float
+    balance: float
+
+    @classmethod
+    def fresh(cls) -> Values:
+        run = uuid4()
+        return cls(
+            name=f"Quentin Zyxwvutsrq {run.hex[:8]}",
+            email=f"quokka-zebra-{run.hex[8:16]}@example.org",
+            external_id=f"EXT-QZX-{run.hex[16:24]}",
+            secret=f"pangolin-marmalade-{run.hex[24:]}",
+            amount=float(f"9{run.int % 10**6:06d}.4321"),
+            balance=float(f"8{(run.int >> 20) % 10**6:06d}.6789"),
+        )
+
+    @property
+    def profile(self) -> dict[str, str]:
+        return {"name": self.name, "email": self.email, "external_id": self.external_id}
+
+    @property
+    def needles(self) -> tuple[str, ...]:
+        return (self.name, self.email, self.external_id, self.secret, str(self.amount),
+                str(self.balance))  # fmt: skip
+
+
 ALLOWED = {"audit_events", "data_keys"}
 """Where an erased subject's pseudonymous id may remain: the hash-chained audit trail and the
 tombstone of its destroyed key."""
@@ -148,27 +179,27 @@ async def world(client: httpx.AsyncClient, container: Container) -> World:
     return World(client, container, {"Authorization": f"Bearer {token}"}, tenant)
 
 
-async def _give_data(world: World, subject: str) -> None:
+async def _give_data(world: World, subject: str, v: Values) -> None:
     """Data of every kind about ``subject``."""
     client, service = world.client, world.service
     prefs = {"automated_decision_opt_out": True, "personalization_opt_out": False}
     answer = await client.put(f"/v1/subjects/{subject}/preferences", json=prefs, headers=service)
     assert answer.status_code == 200, answer.text
-    assert (await world.events(subject, AMOUNT, BALANCE)).status_code == 201
+    assert (await world.events(subject, v.amount, v.balance)).status_code == 201
     await world.run(MATERIALIZE_JOB, {}, features=materialize_jobs(world.container))
     scoring = {**service, "X-Ombud-Purpose": SCORING, "X-Ombud-Subject": subject}
     online = await client.post(
         "/v1/features/credit_applicant/online", json={"entity_ids": [subject]}, headers=scoring
     )
-    assert online.json()["rows"][0]["values"]["last_balance"] == BALANCE
+    assert online.json()["rows"][0]["values"]["last_balance"] == v.balance
     held = await client.post(PREDICT, json=RISKY, headers=scoring)
     assert held.status_code == 202, held.text  # an adverse decision held for human review
     safe = await client.post(PREDICT, json=applicant(), headers=scoring)
     assert safe.status_code == 200, safe.text
-    ask = {"model": "local-echo", "messages": [{"role": "user", "content": SECRET}]}
+    ask = {"model": "local-echo", "messages": [{"role": "user", "content": v.secret}]}
     chat = await client.post("/v1/chat/completions", json=ask, headers=scoring)
     assert chat.status_code == 200, chat.text
-    assert SECRET in chat.text
+    assert v.secret in chat.text
 
 
 async def _rows_naming(engine: AsyncEngine, needle: str) -> set[str]:
@@ -224,17 +255,17 @@ def _files(container: Container, settings: Settings) -> list[Path]:
 async def test_an_erased_subject_is_nowhere_but_the_audit_trail(
     world: World, container: Container, settings: Settings
 ) -> None:
-    profile = {"name": NAME, "email": EMAIL, "external_id": EXTERNAL_ID}
-    gone = await world.subject("us", **profile)
+    v = Values.fresh()
+    gone = await world.subject("us", **v.profile)
     kept = await world.subject("eu", name="Bystander", email="stay@example.org")
-    await _give_data(world, gone)
+    await _give_data(world, gone, v)
     assert (await world.events(kept, 10.0, 20.0)).status_code == 201
     before = await _rows_naming(container.regions.for_region("us").engine, gone)
     assert {"data_subjects", "subject_vault", "feature_events"} <= before
     stored = b"".join(path.read_bytes() for path in _files(container, settings))
     if container.regions.main.engine.dialect.name == "sqlite":
         # The file scan below can see: the event's values are in the files now.
-        assert str(AMOUNT).encode() in stored
+        assert str(v.amount).encode() in stored
 
     started = await world.client.post(
         f"/v1/subjects/{gone}/erasure", json={"reason": "ticket 42"}, headers=world.service
@@ -268,15 +299,15 @@ async def test_an_erased_subject_is_nowhere_but_the_audit_trail(
     assert removed["llm_cache"]["entries"] >= 1
 
     for store in container.regions.stores:
-        for needle in NEEDLES:
+        for needle in v.needles:
             assert await _rows_naming(store.engine, needle) == set(), (store.name, needle)
         assert await _rows_naming(store.engine, gone) <= ALLOWED, store.name
     assert container.redis is not None
-    for needle in (*NEEDLES, gone):
+    for needle in (*v.needles, gone):
         assert await _redis_naming(container.redis, needle) == [], needle
     for path in _files(container, settings):
         content = path.read_bytes()
-        for needle in NEEDLES:
+        for needle in v.needles:
             assert needle.encode() not in content, (path, needle)
 
     # The bystander is untouched; a training set leaves the erased subject out.
@@ -321,3 +352,70 @@ async def test_erasure_needs_its_permission_and_the_callers_tenant(world: World)
         f"/v1/subjects/{subject}", headers={**world.service, "X-Ombud-Purpose": SCORING}
     )
     assert read.status_code == 200, read.text
+
+
+async def test_the_export_holds_every_category_of_the_subjects_data(world: World) -> None:
+    v = Values.fresh()
+    subject = await world.subject("us", **v.profile)
+    await _give_data(world, subject, v)
+    officer = await world.key("compliance_officer")
+
+    answer = await world.client.post(f"/v1/subjects/{subject}/export", headers=officer)
+
+    assert answer.status_code == 200, answer.text
+    bundle = answer.json()
+    assert bundle["subject"] == {**bundle["subject"], "subject_id": subject, "region": "us"}
+    assert (bundle["profile"]["name"], bundle["profile"]["email"]) == (v.name, v.email)
+    assert bundle["consents"]["current"][SCORING]["status"] == "granted"
+    assert bundle["preferences"]["current"]["automated_decision_opt_out"] is True
+    [event] = bundle["features"]["events"]
+    assert event["payload"]["amount"] == v.amount
+    online = bundle["features"]["online"]["credit_applicant_v1"]["values"]
+    assert online["last_balance"] == v.balance
+    assert len(bundle["predictions"]) == 2
+    assert bundle["predictions_truncated"] is False
+    sent = {json_key(p["inputs"]) for p in bundle["predictions"]}
+    assert {json_key(RISKY["features"]), json_key(applicant()["features"])} == sent
+    assert all(p["outputs"]["decision"] in ("approve", "decline") for p in bundle["predictions"])
+    assert [d["kind"] for d in bundle["decisions"]] == ["automated", "automated"]
+    [review] = bundle["reviews"]
+    assert review["status"] == "pending"
+    assert review["inputs"] == RISKY["features"]
+    purposes = {(p["purpose"], p["lawful_basis"]) for p in bundle["purposes"]}
+    assert {(SCORING, "consent"), ("data_subject_request", "legal_obligation")} <= purposes
+    reads = [(a["purpose"], a["categories"]) for a in bundle["access_history"]]
+    assert (SCORING, ["financial"]) in reads
+    assert any(purpose == "data_subject_request" for purpose, _ in reads)
+    assert bundle["sources"]
+    [audited] = [
+        e
+        for e in await audit_for(world.container, answer.headers["X-Request-Id"])
+        if e.action == "subject.export"
+    ]
+    assert audited.subject == subject
+    assert len(audited.detail["sha256"]) == 64
+    assert audited.detail["counts"]["predictions"] == 2
+
+
+async def test_the_export_is_refused_without_permission_elsewhere_and_after_erasure(
+    world: World,
+) -> None:
+    subject = await world.subject("eu", name="Ada")
+    analyst = await world.key("analyst")
+    refused = await world.client.post(f"/v1/subjects/{subject}/export", headers=analyst)
+    assert refused.status_code == 403
+    tenant, world.tenant = world.tenant, f"t{uuid4().hex[:12]}"
+    stranger = await world.key("service")
+    assert (
+        await world.client.post(f"/v1/subjects/{subject}/export", headers=stranger)
+    ).status_code == 404
+    world.tenant = tenant
+    erased = await world.client.post(f"/v1/subjects/{subject}/erasure", headers=world.service)
+    assert erased.status_code == 202
+    gone = await world.client.post(f"/v1/subjects/{subject}/export", headers=world.service)
+    assert gone.status_code == 410, gone.text
+    assert gone.json()["type"].endswith("subject_erased")
+
+
+def json_key(value: object) -> str:
+    return json.dumps(value, sort_keys=True)
