@@ -36,6 +36,7 @@ from ombud.config import (
 from ombud.container import Container
 from ombud.features.online import DatabaseOnlineStore, OnlineRecord, OnlineStore, RedisOnlineStore
 from ombud.features.online_reads import OnlineFeatures
+from ombud.features.online_regional import RegionalOnlineStore
 from ombud.identity.principal import Principal
 from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
@@ -116,8 +117,11 @@ async def _bench(reads: int, redis_url: str, tmp: Path) -> list[tuple[str, int, 
         try:
             for store in stores:
                 await store.write(principal.tenant_id, VIEW, dict.fromkeys(subjects, record))
+                regional = RegionalOnlineStore(
+                    {s.name: store for s in container.regions.stores}, container.regions
+                )
                 reader = OnlineFeatures(
-                    online.catalog, store, container.data_access, container.authorizer,
+                    online.catalog, regional, container.data_access, container.authorizer,
                     container.clock, container.metrics,
                 )  # fmt: skip
                 for n in (1, 10):

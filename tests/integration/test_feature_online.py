@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
+from urllib.parse import quote
 from uuid import uuid4
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 from redis.asyncio import Redis
+from sqlalchemy import select
 
 from ombud.app import create_app
 from ombud.config import FeatureSettings, RedisSettings, Settings
@@ -32,6 +34,7 @@ from ombud.features.online import (
     RedisOnlineStore,
     redis_key,
 )
+from ombud.features.tables import FeatureEventRow
 from ombud.features.wiring import materialize_jobs
 from ombud.identity.principal import Principal
 from ombud.identity.repository import IdentityRepository
@@ -71,9 +74,14 @@ async def app(
         yield application
         container: Container = application.state.container
         if container.redis is not None:
-            keys = [k async for k in container.redis.scan_iter(match="ombud:features:*")]
-            if keys:
-                await container.redis.delete(*keys)
+            # Only this test's tenants: tests on other workers share the Redis.
+            async with container.sessions() as session:
+                tenants = set(await session.scalars(select(FeatureEventRow.tenant_id)))
+            for tenant in tenants:
+                pattern = f"ombud:features:{quote(tenant, safe='')}:*"
+                keys = [k async for k in container.redis.scan_iter(match=pattern)]
+                if keys:
+                    await container.redis.delete(*keys)
         await empty_database(container)
 
 

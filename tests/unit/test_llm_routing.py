@@ -226,6 +226,26 @@ def test_region_filter() -> None:
     assert "outside the allowed regions ['eu']: claude" in caught.value.message
 
 
+def test_a_subjects_region_keeps_its_call_in_that_region() -> None:
+    env = make()
+    plan = env.router.plan(request("gpt", subject_region="eu"))
+    assert ids(plan.primary) == ["gpt-west"]
+    assert plan.fallbacks == ()
+    with pytest.raises(NoRoute) as caught:
+        env.router.plan(request("claude", subject_region="eu"))
+    assert caught.value.status == 403
+    assert "outside the allowed regions ['eu']: claude" in caught.value.message
+    # Both constraints apply together: policy's regions and the subject's.
+    with pytest.raises(NoRoute):
+        env.router.plan(request("gpt", regions=frozenset({"us"}), subject_region="eu"))
+
+
+def test_in_process_models_serve_a_subject_of_any_region() -> None:
+    env = make(CatalogConfig().with_builtins())
+    plan = env.router.plan(request("local-echo", subject_region="us"))
+    assert ids(plan.primary) == ["local-echo"]
+
+
 def test_context_filter_counts_the_answer_up_to_the_deployments_own_limit() -> None:
     env = make()
     # small: 8000 context, at most 1000 output tokens: 7000 + min(4000, 1000) fits exactly.

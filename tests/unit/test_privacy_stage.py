@@ -81,6 +81,9 @@ class FakeHome:
     async def home(self, subject_id: str) -> FakeHome:
         return self
 
+    async def region_of(self, subject_id: str) -> str | None:
+        return "eu"
+
 
 def _sessions(session: FakeSession) -> RegionalStores:
     return cast("RegionalStores", FakeHome(session))

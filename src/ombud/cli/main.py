@@ -26,7 +26,7 @@ from ombud.cli.runtime import load_settings, with_container
 from ombud.cli.worker import worker
 from ombud.config import Settings
 from ombud.container import Container
-from ombud.demo.example import EXAMPLE_APPLICANT
+from ombud.demo.example import APPLICATION, EXAMPLE_APPLICANT
 from ombud.observability.logging import configure_logging
 from ombud.storage import migrate as migrations
 
@@ -77,14 +77,17 @@ def demo(host: HostOption = None, port: PortOption = None) -> None:
     if not settings.is_dev:
         raise typer.BadParameter("the demo runs in dev mode only (OMBUD_ENV=dev)")
 
-    from ombud.demo.seed import seed_demo  # deferred: training imports scikit-learn
+    # deferred: training imports scikit-learn
+    from ombud.demo.applicant import seed_applicant
+    from ombud.demo.seed import seed_demo
 
-    async def prepare(container: Container) -> str:
+    async def prepare(container: Container) -> tuple[str, str]:
         await migrations.upgrade(container.engine)
         await container.regions.upgrade()
-        return (await seed_demo(container)).api_key
+        api_key = (await seed_demo(container)).api_key
+        return api_key, await seed_applicant(container, api_key)
 
-    api_key = with_container(prepare)
+    api_key, applicant = with_container(prepare)
     sock = _bind(host or settings.server.host, settings.server.port if port is None else port)
     bound_host, bound_port = sock.getsockname()[:2]
     base = f"http://{bound_host}:{bound_port}"
@@ -93,6 +96,8 @@ def demo(host: HostOption = None, port: PortOption = None) -> None:
     typer.echo(f"  demo API key (new on every start; older demo keys are revoked): {api_key}")
     typer.echo("  score an applicant:")
     typer.echo(_curl(base, api_key))
+    typer.echo("  score the demo applicant, standing data read from the feature store:")
+    typer.echo(_curl(base, api_key, subject=applicant))
     _run_server(create_app(settings), sock, settings)
 
 
@@ -115,13 +120,18 @@ def inference_server(host: HostOption = None, port: PortOption = None) -> None:
     _run_server(application, sock, settings)
 
 
-def _curl(base: str, api_key: str) -> str:
-    body = json.dumps({"features": EXAMPLE_APPLICANT}, separators=(",", ":"))
+def _curl(base: str, api_key: str, *, subject: str | None = None) -> str:
+    features = EXAMPLE_APPLICANT
+    subject_header = ""
+    if subject is not None:
+        features = {k: v for k, v in EXAMPLE_APPLICANT.items() if k in APPLICATION}
+        subject_header = f" -H 'X-Ombud-Subject: {subject}'"
+    body = json.dumps({"features": features}, separators=(",", ":"))
     return (
         f"curl -sS {base}/v1/models/credit-risk/predict"
         f" -H {shlex.quote('Authorization: Bearer ' + api_key)}"
         " -H 'Content-Type: application/json' -H 'X-Ombud-Purpose: credit_scoring'"
-        f" -d {shlex.quote(body)}"
+        f"{subject_header} -d {shlex.quote(body)}"
     )
 
 

@@ -108,6 +108,13 @@ class ConsentRequired(Forbidden):
     title = "The subject has not consented to this purpose"
 
 
+class RegionNotAllowed(Forbidden):
+    """No version the call could be served by may serve the subject's region (residency)."""
+
+    kind = "region_not_allowed"
+    title = "Not served in the subject's region"
+
+
 class NotFound(Problem):
     kind = "not_found"
     status = 404

@@ -20,7 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ombud.demo.example import EXAMPLE_APPLICANT
 from ombud.demo.german_credit import CATEGORIES, INTEGER_FEATURES, load
-from ombud.registry.schemas import FeatureSpec, ServingConfig
+from ombud.registry.schemas import FeatureSpec, FeatureViewSource, ServingConfig
 
 MODEL_NAME = "credit-risk"
 PROTECTED = ("sex", "age")
@@ -47,12 +47,27 @@ def _spec(name: str, *, role: Literal["input", "protected"]) -> FeatureSpec:
     return FeatureSpec(name=name, type="category", categories=values, role=role, required=required)
 
 
+PROFILE_VIEW = FeatureViewSource(
+    name="credit_applicant_profile",
+    version=1,
+    # The most common value of each in the training data: what an applicant who opted out of
+    # personalization is scored with instead of their own standing data.
+    fallback={
+        "checking_status": "none", "credit_history": "existing_paid", "savings": "lt_100",
+        "employment_since": "1_to_4y", "property": "car_other", "housing": "own",
+    },
+)  # fmt: skip
+"""The applicant's standing data comes from this view (``features/credit_applicant_profile.yaml``)
+when a call names the subject and leaves it out."""
+
+
 def serving_config() -> ServingConfig:
     return ServingConfig(
         threshold=0.5,
         score_meaning="probability that the applicant is a bad credit risk",
         positive_decision="decline",
         negative_decision="approve",
+        feature_view=PROFILE_VIEW,
     )
 
 

@@ -18,3 +18,7 @@ EXAMPLE_APPLICANT: dict[str, Any] = {
     "age": 35,
     "sex": "female",
 }
+
+APPLICATION = ("duration_months", "purpose", "credit_amount", "installment_rate")
+"""The inputs that belong to the application itself; the applicant's standing data (the other
+inputs) comes from the feature store when a call names the subject."""

@@ -256,6 +256,8 @@ class MirrorToCandidate:
             return None
         if deployment.mode is not DeploymentMode.SHADOW:
             return None
+        if not deployment.candidate.serving.serves(call.subject_region):
+            return None  # residency: the subject's data goes to no version outside its region
         self._mirror.submit(
             Mirror(
                 deployment_id=deployment.id, candidate=deployment.candidate,

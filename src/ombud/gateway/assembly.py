@@ -28,6 +28,7 @@ from ombud.ratelimit import DefaultQuotas
 from ombud.review.call_opener import CallReviewOpener
 from ombud.review.wiring import review_opener
 from ombud.serving.explain_stage import ExplainPrediction
+from ombud.serving.feature_fetch import FetchFeatures
 from ombud.serving.stages import InvokeModel, RecordPrediction, ResolveModel, ValidateFeatures
 
 StageFactory = Callable[[Container], Stage]
@@ -66,6 +67,7 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
         "model.record": lambda c: RecordPrediction(c.records, c.clock, c.keys),
         "model.shadow": lambda c: MirrorToCandidate(c.deployments.routing, c.deployments.shadow),
         "privacy.preferences": lambda c: SubjectPreferences(c.regions),
+        "model.features": lambda c: FetchFeatures(lambda: c.online_features),
         "llm.parse": lambda c: llm_stages.ParseRequest(c.settings.llm),
         "rate_limit.tokens": lambda c: llm_stages.TokenRateLimit(c.rate_limiter, c.settings.llm),
         "llm.route": lambda c: llm_stages.RouteCall(c.llm),
@@ -90,7 +92,8 @@ DEFAULT_CHAINS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "model.predict": (
             "rate_limit.ip", "authenticate", "rate_limit", "concurrency", "context", "authorize",
             "feature.flag",
-            "model.resolve", "privacy.preferences", "policy.before", "model.validate",
+            "privacy.preferences", "model.resolve", "policy.before", "model.features",
+            "model.validate",
             "model.invoke", "model.explain",
             "model.record", "model.shadow", "policy.after",
         ),

@@ -47,6 +47,9 @@ class Call:
     principal: Principal | None = None
     purpose: str | None = None
     subject: str | None = None
+    subject_region: str | None = None
+    """The region of ``subject`` when it is a registered data subject (``privacy.preferences``
+    sets it): inference for it routes only to what may serve that region (residency)."""
     feature: str | None = None
     model_version: ModelVersion | None = None
     deployment_id: str | None = None

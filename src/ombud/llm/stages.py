@@ -162,7 +162,8 @@ class RouteCall:
     """``llm.route``: the deployments that may answer, in order (tier, size, region, cost).
 
     Policy may narrow them: obligations ``allowed_regions`` (list) and ``max_cost_usd``, and a
-    route hint (a deployment or region) tried first.
+    route hint (a deployment or region) tried first. A call about a registered data subject
+    (``Call.subject_region``) is kept to deployments in the subject's region (residency).
     """
 
     name = "llm.route"
@@ -174,6 +175,7 @@ class RouteCall:
         llm = state(call)
         principal = call.require_principal()
         regions = call.obligations.get("allowed_regions")
+        allowed = frozenset(str(r) for r in regions) if isinstance(regions, list) else None
         ceiling = call.obligations.get("max_cost_usd")
         request = RouteRequest(
             model=llm.alias,
@@ -181,7 +183,8 @@ class RouteCall:
             tenant_tier=principal.tenant_tier,
             input_tokens=llm.input_tokens,
             max_output_tokens=llm.max_output_tokens,
-            regions=frozenset(str(r) for r in regions) if isinstance(regions, list) else None,
+            regions=allowed,
+            subject_region=call.subject_region,
             cost_ceiling_usd=float(ceiling) if isinstance(ceiling, int | float) else None,
             preferred=call.route_hint,
         )

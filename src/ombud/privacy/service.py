@@ -324,6 +324,12 @@ class PrivacyService:
                 detail=message, errors=[FieldError(("body", "region"), message, "enum")]
             )
 
+    def external_ref(self, tenant_id: str, external_id: str) -> str:
+        """The HMAC an external id is stored and found by (per tenant)."""
+        ref = self._external_ref(tenant_id, external_id)
+        assert ref is not None
+        return ref
+
     def _external_ref(self, tenant_id: str, external_id: str | None) -> str | None:
         """The HMAC an external id is stored and found by (per tenant)."""
         if external_id is None:

@@ -13,6 +13,9 @@ subject's home store: :mod:`ombud.privacy.regions`), and none for ids that canno
 subjects (``sub_`` and 32 hex digits). The preferences are never cached, so a change applies to
 the very next call.
 
+Residency: the stage also puts the subject's region on the call (``Call.subject_region``,
+remembered in process after the first lookup), which model and LLM routing then honour.
+
 Tenancy: a preferences row is written only by a caller of the subject's own tenant and carries
 that tenant, so a row whose tenant is not the caller's is ignored: another tenant's subject id
 applies nothing. Unregistered ids, and subjects who never chose, mean "no preferences recorded":
@@ -58,6 +61,7 @@ class SubjectPreferences:
         subject = call.subject
         if subject is None or not _SUBJECT_ID.match(subject):
             return None
+        call.subject_region = await self._regions.region_of(subject)
         row = await self._current(subject)
         if row is None or row.tenant_id != principal.tenant_id:
             return None

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 
 class VersionStatus(StrEnum):
@@ -43,6 +50,18 @@ class FeatureSpec(BaseModel):
         return self
 
 
+class FeatureViewSource(BaseModel):
+    """Inputs a version reads from a feature view of the online store (docs/features.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    version: int = Field(ge=1)
+    fallback: dict[str, Any] = Field(default_factory=dict)
+    """Non-personalized values of the view's features, used for a subject who opted out of
+    personalization (the population's typical values, not the subject's own)."""
+
+
 class ServingConfig(BaseModel):
     """How a probability becomes a decision."""
 
@@ -56,6 +75,20 @@ class ServingConfig(BaseModel):
     """Explain every prediction (SHAP contributions, recorded with it): for high-impact models."""
     explanation_background: list[dict[str, Any]] | None = Field(default=None, max_length=100)
     """Input rows a linear model's explanations are measured against (at most 100)."""
+    regions: list[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,15}$")]] | None = (
+        Field(default=None, min_length=1, max_length=50)
+    )
+    """The regions whose data subjects this version may score (where it is approved and hosted
+    for them; ``OMBUD_PRIVACY__REGIONS`` names them). Absent: every region."""
+
+    feature_view: FeatureViewSource | None = None
+    """The feature view the inputs a call leaves out are read from, for the call's subject
+    and purpose (``model.features``); absent: every input comes with the call."""
+
+    def serves(self, region: str | None) -> bool:
+        """Whether a subject of ``region`` may be scored by this version (``None``: a call
+        about no registered subject, which any version may serve)."""
+        return region is None or self.regions is None or region in self.regions
 
 
 class ModelVersion(BaseModel):

@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ombud.audit.events import AuditEvent, Outcome
 from ombud.core.clock import Clock
-from ombud.core.errors import FieldError, InvalidRequest, ModelFailed, Problem
+from ombud.core.errors import FieldError, InvalidRequest, ModelFailed, Problem, RegionNotAllowed
 from ombud.core.ids import new_id
 from ombud.crypto.service import KeyManager
 from ombud.deployments.failures import FailureWatch
 from ombud.deployments.routing import ActiveDeployment, DeploymentRouting, PinnedVersion
+from ombud.deployments.schemas import Arm, DeploymentMode
 from ombud.gateway.call import Call
 from ombud.gateway.outcome_records import call_resource
 from ombud.gateway.outcomes import Outcome as StageOutcome
@@ -91,6 +92,11 @@ class ResolveModel:
             version = routing.version
         else:
             version = await self._version(name)
+        if not version.serving.serves(call.subject_region):
+            raise RegionNotAllowed(
+                detail=f"{version.model} v{version.version} may not serve subjects of region "
+                f"{call.subject_region!r}"
+            )
         await self._runtime.get(version)
         if watch is not None:
             watch.loaded = True
@@ -104,6 +110,10 @@ class ResolveModel:
     ) -> tuple[ModelVersion, FailureWatch | None]:
         """The call's arm in ``deployment``, by its subject (else the caller's own id)."""
         arm, version = deployment.route(call.subject or call.require_principal().id)
+        if arm.is_candidate and not version.serving.serves(call.subject_region):
+            # Residency: a candidate not allowed in the subject's region never serves it.
+            arm = Arm.A if deployment.mode is DeploymentMode.AB else Arm.STABLE
+            version = deployment.stable
         call.deployment_id, call.arm = deployment.id, arm.value
         if self._metrics is not None:
             self._metrics.deployment_routed.labels(deployment.model, arm.value).inc()

@@ -56,6 +56,9 @@ class RouteRequest:
     """What the call may produce."""
     regions: frozenset[str] | None = None
     """Allowed regions; None: any."""
+    subject_region: str | None = None
+    """The region of the registered data subject the call is about (residency): only
+    deployments in it, or in-process ones (nothing leaves ombud), may take the call."""
     cost_ceiling_usd: float | None = None
     """Refuse deployments whose worst-case cost for this call exceeds it."""
     preferred: str | None = None
@@ -109,7 +112,15 @@ def _refusals(deployment: DeploymentConfig, request: RouteRequest) -> list[Filte
         refused.append("context")
     if deployment.tiers and request.tenant_tier not in deployment.tiers:
         refused.append("tier")
-    if request.regions is not None and deployment.region not in request.regions:
+    if (
+        request.regions is not None
+        and deployment.region not in request.regions
+        or (
+            request.subject_region is not None
+            and deployment.provider != LOCAL_PROVIDER
+            and deployment.region != request.subject_region
+        )
+    ):
         refused.append("region")
     if (
         request.cost_ceiling_usd is not None
@@ -237,7 +248,10 @@ class Router:
             "context": f"too small a context for {request.input_tokens} input + up to "
             f"{output} output tokens",
             "tier": f"not open to tier {request.tenant_tier!r}",
-            "region": f"outside the allowed regions {sorted(request.regions or ())}",
+            "region": "outside the allowed regions "
+            + str(
+                sorted(request.regions) if request.regions is not None else [request.subject_region]
+            ),
             "cost": f"over the cost ceiling of ${request.cost_ceiling_usd}",
         }
         parts = [f"{texts[name]}: {', '.join(ids)}" for name, ids in excluded.items()]
