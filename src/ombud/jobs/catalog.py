@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ombud.deployments.monitor import DeploymentJobs
     from ombud.features.materialize import MaterializeJobs
     from ombud.outcomes.jobs import KpiJobs
-    from ombud.privacy.erasure import ErasureJobs
+    from ombud.privacy.wiring import PrivacyJobs
     from ombud.review.jobs import ReviewJobs
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def default_registry(
     deployments: DeploymentJobs | None = None,
     outcomes: KpiJobs | None = None,
     features: MaterializeJobs | None = None,
-    privacy: ErasureJobs | None = None,
+    privacy: PrivacyJobs | None = None,
 ) -> JobRegistry:
     """Every built-in job kind with its handler, and the default schedules.
 
@@ -81,8 +81,8 @@ def default_registry(
             with ``ombud.outcomes.wiring.kpi_jobs``.
         features: Online-store materialization (``features.materialize``, every five
             minutes); build it with ``ombud.features.wiring.materialize_jobs``.
-        privacy: The erasure cascade (``privacy.erasure``); build it with
-            ``ombud.privacy.wiring.privacy_jobs``.
+        privacy: The erasure cascade (``privacy.erasure``) and the retention purge
+            (``privacy.retention``, nightly); build them with ``ombud.privacy.wiring.privacy_jobs``.
     """
     registry = JobRegistry()
     registry.register(PRUNE, prune_jobs)

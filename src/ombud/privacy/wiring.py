@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ombud.container import Container
+from ombud.features.declarations import load_views
+from ombud.jobs.registry import JobRegistry
 from ombud.privacy.erasure import ErasureDeps, ErasureJobs
+from ombud.privacy.retention import RetentionJobs
+
+
+@dataclass(frozen=True)
+class PrivacyJobs:
+    """The privacy domain's job handlers: the erasure cascade and the retention purge."""
+
+    erasure: ErasureJobs
+    retention: RetentionJobs
+
+    def register(self, registry: JobRegistry) -> None:
+        self.erasure.register(registry)
+        self.retention.register(registry)
 
 
 def lookup_key(container: Container) -> bytes:
@@ -23,6 +40,11 @@ def erasure_deps(container: Container) -> ErasureDeps:
     )  # fmt: skip
 
 
-def privacy_jobs(container: Container) -> ErasureJobs:
-    """The ``privacy.erasure`` handler for a worker of ``container``'s process."""
-    return ErasureJobs(erasure_deps(container))
+def privacy_jobs(container: Container) -> PrivacyJobs:
+    """The ``privacy.erasure`` and ``privacy.retention`` handlers for a worker of
+    ``container``'s process."""
+    retention = RetentionJobs(
+        regions=container.regions, purposes=container.data_access.catalog,
+        views=load_views(container.settings.features.views_dir), records=container.records,
+    )  # fmt: skip
+    return PrivacyJobs(ErasureJobs(erasure_deps(container)), retention)
