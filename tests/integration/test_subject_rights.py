@@ -419,3 +419,25 @@ async def test_the_export_is_refused_without_permission_elsewhere_and_after_eras
 
 def json_key(value: object) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+async def test_an_erased_subject_gets_no_new_personal_data(world: World) -> None:
+    subject = await world.subject("eu", name="Ada")
+    started = await world.client.post(f"/v1/subjects/{subject}/erasure", headers=world.service)
+    assert started.status_code == 202
+    headers = {**world.service, "X-Ombud-Purpose": SCORING, "X-Ombud-Subject": subject}
+    refused = await world.client.post(PREDICT, json=applicant(), headers=headers)
+    assert refused.status_code == 410, refused.text
+    assert refused.json()["type"].endswith("subject_erased")
+    jobs = privacy_jobs(world.container)
+    await world.run(ERASURE_JOB, {"erasure_id": started.json()["erasure_id"]}, privacy=jobs)
+    consent = {"purpose": SCORING, "status": "granted", "source": "web_form"}
+    again = await world.client.post(
+        f"/v1/subjects/{subject}/consents", json=consent, headers=world.service
+    )
+    assert again.status_code == 404, again.text
+    still = await world.client.post(PREDICT, json=applicant(), headers=headers)
+    assert still.status_code == 410, still.text
+    ask = {"model": "local-echo", "messages": [{"role": "user", "content": "hello"}]}
+    chat = await world.client.post("/v1/chat/completions", json=ask, headers=headers)
+    assert chat.status_code == 410, chat.text

@@ -30,7 +30,6 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ombud.config import FeatureSettings
 from ombud.features.definitions import FeatureView
 from ombud.features.tables import OnlineFeatureRow
 
@@ -228,22 +227,3 @@ def _upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> postgresql.Ins
             "materialized_at": insert.excluded.materialized_at,
         },
     )
-
-
-def build_online_store(
-    settings: FeatureSettings,
-    *,
-    redis: Redis | None,
-    sessions: async_sessionmaker[AsyncSession],
-) -> OnlineStore:
-    """The adapter ``OMBUD_FEATURES__ONLINE_STORE`` chooses (``auto``: Redis when
-    ``OMBUD_REDIS__URL`` is set, else the database).
-
-    Raises:
-        ValueError: ``redis`` is asked for without a Redis URL (a startup error).
-    """
-    if settings.online_store == "database" or (settings.online_store == "auto" and redis is None):
-        return DatabaseOnlineStore(sessions)
-    if redis is None:
-        raise ValueError("OMBUD_FEATURES__ONLINE_STORE=redis needs OMBUD_REDIS__URL")
-    return RedisOnlineStore(redis)

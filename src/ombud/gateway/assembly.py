@@ -23,7 +23,9 @@ from ombud.gateway.stages.context import DeclaredContext
 from ombud.guards.stages import InputGuard, OutputGuard
 from ombud.llm import stages as llm_stages
 from ombud.policy.stages import PolicyAfter, PolicyBefore
+from ombud.privacy.exclusions import TrainingExclusions
 from ombud.privacy.stage import SubjectPreferences
+from ombud.privacy.wiring import lookup_key
 from ombud.ratelimit import DefaultQuotas
 from ombud.review.call_opener import CallReviewOpener
 from ombud.review.wiring import review_opener
@@ -66,7 +68,9 @@ STAGES: Mapping[str, StageFactory] = MappingProxyType(
         "model.explain": lambda c: ExplainPrediction(c.runtime),
         "model.record": lambda c: RecordPrediction(c.records, c.clock, c.keys),
         "model.shadow": lambda c: MirrorToCandidate(c.deployments.routing, c.deployments.shadow),
-        "privacy.preferences": lambda c: SubjectPreferences(c.regions),
+        "privacy.preferences": lambda c: SubjectPreferences(
+            c.regions, TrainingExclusions(c.sessions, lookup_key(c))
+        ),
         "model.features": lambda c: FetchFeatures(lambda: c.online_features),
         "llm.parse": lambda c: llm_stages.ParseRequest(c.settings.llm),
         "rate_limit.tokens": lambda c: llm_stages.TokenRateLimit(c.rate_limiter, c.settings.llm),

@@ -14,6 +14,7 @@ import base64
 import json
 from typing import Any
 
+from ombud.core.errors import SubjectErased
 from ombud.crypto.errors import KeyDestroyed
 from ombud.crypto.service import KeyManager
 
@@ -33,10 +34,21 @@ async def seal(
     tenant_id: str,
     subject: str | None,
 ) -> dict[str, Any]:
-    """The stored form of ``inputs``: ``{"sealed": <base64 envelope>, "scope": ...}``."""
+    """The stored form of ``inputs``: ``{"sealed": <base64 envelope>, "scope": ...}``.
+
+    Raises:
+        SubjectErased: the subject was erased: nothing new is stored about it (410).
+    """
     scope, owner = key_for(tenant_id=tenant_id, subject=subject)
     plaintext = json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()
-    envelope = await keys.encrypt(plaintext, scope=scope, owner=owner, aad=prediction_id.encode())
+    try:
+        envelope = await keys.encrypt(
+            plaintext, scope=scope, owner=owner, aad=prediction_id.encode()
+        )
+    except KeyDestroyed as exc:
+        raise SubjectErased(
+            detail="the subject was erased: nothing more is recorded about it"
+        ) from exc
     return {SEALED: base64.b64encode(envelope).decode(), "scope": scope}
 
 

@@ -16,6 +16,9 @@ the very next call.
 Residency: the stage also puts the subject's region on the call (``Call.subject_region``,
 remembered in process after the first lookup), which model and LLM routing then honour.
 
+Erasure: a call naming a subject its tenant erased is refused, 410 ``subject_erased`` (one
+indexed read of the erasure list), so nothing new is computed, cached or recorded about it.
+
 Tenancy: a preferences row is written only by a caller of the subject's own tenant and carries
 that tenant, so a row whose tenant is not the caller's is ignored: another tenant's subject id
 applies nothing. Unregistered ids, and subjects who never chose, mean "no preferences recorded":
@@ -26,8 +29,10 @@ from __future__ import annotations
 
 import re
 
+from ombud.core.errors import SubjectErased
 from ombud.gateway.call import Call, Finding
 from ombud.gateway.outcomes import Outcome
+from ombud.privacy.exclusions import TrainingExclusions
 from ombud.privacy.regions import RegionalStores
 from ombud.privacy.repository import PrivacyRepository
 from ombud.privacy.tables import SubjectPreferenceRow
@@ -53,14 +58,21 @@ class SubjectPreferences:
 
     name = STAGE
 
-    def __init__(self, regions: RegionalStores) -> None:
+    def __init__(
+        self, regions: RegionalStores, exclusions: TrainingExclusions | None = None
+    ) -> None:
         self._regions = regions
+        self._exclusions = exclusions
 
     async def __call__(self, call: Call) -> Outcome:
         principal = call.require_principal()
         subject = call.subject
         if subject is None or not _SUBJECT_ID.match(subject):
             return None
+        if self._exclusions is not None and await self._exclusions.excluded(
+            principal.tenant_id, [subject]
+        ):
+            raise SubjectErased(detail="the subject was erased: no call may concern it any more")
         call.subject_region = await self._regions.region_of(subject)
         row = await self._current(subject)
         if row is None or row.tenant_id != principal.tenant_id:
