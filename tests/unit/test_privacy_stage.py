@@ -81,8 +81,8 @@ class FakeHome:
     async def home(self, subject_id: str) -> FakeHome:
         return self
 
-    async def region_of(self, subject_id: str) -> str | None:
-        return "eu"
+    async def locate(self, subject_id: str) -> tuple[str, str] | None:
+        return None
 
 
 def _sessions(session: FakeSession) -> RegionalStores:

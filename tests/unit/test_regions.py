@@ -45,16 +45,17 @@ def test_each_region_maps_to_its_store() -> None:
 async def test_remembered_subjects_need_no_lookup_and_the_memory_is_bounded() -> None:
     us = _store("us", "us")
     stores = RegionalStores(_store(MAIN, "eu"), {"us": us}, cache_size=2)
-    stores.remember("sub_a", "us")
-    stores.remember("sub_b", "eu")
+    stores.remember("sub_a", "us", "ten_a")
+    stores.remember("sub_b", "eu", "ten_a")
     # The stores have no sessions: a lookup that reached them would fail.
     assert await stores.home("sub_a") is us
     assert await stores.homes(["sub_a", "sub_b", "sub_a"]) == {
         "us": ["sub_a", "sub_a"],
         MAIN: ["sub_b"],
     }
-    stores.remember("sub_c", "us")  # evicts the least recently used (sub_b)
+    stores.remember("sub_c", "us", "ten_b")  # evicts the least recently used (sub_b)
     assert await stores.region_of("sub_c") == "us"
+    assert await stores.locate("sub_c") == ("us", "ten_b")
     stores.forget("sub_c")
     with pytest.raises(TypeError):
         await stores.region_of("sub_b")

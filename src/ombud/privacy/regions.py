@@ -58,7 +58,7 @@ class RegionalStores:
     ) -> None:
         self._main = main
         self._regional = dict(regional)
-        self._cache: OrderedDict[str, str] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._cache_size = cache_size
 
     @classmethod
@@ -111,9 +111,9 @@ class RegionalStores:
             return self._main
         raise ValueError(f"region {region!r} is not configured (OMBUD_PRIVACY__REGIONS)")
 
-    def remember(self, subject_id: str, region: str) -> None:
-        """Note where a subject lives (called when it is created)."""
-        self._cache[subject_id] = region
+    def remember(self, subject_id: str, region: str, tenant_id: str) -> None:
+        """Note where a subject lives and whose it is (called when it is created)."""
+        self._cache[subject_id] = (region, tenant_id)
         self._cache.move_to_end(subject_id)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -124,18 +124,27 @@ class RegionalStores:
 
     async def region_of(self, subject_id: str) -> str | None:
         """The region of ``subject_id``, or None when no store knows the subject."""
-        region = self._cache.get(subject_id)
-        if region is not None:
+        found = await self.locate(subject_id)
+        return None if found is None else found[0]
+
+    async def locate(self, subject_id: str) -> tuple[str, str] | None:
+        """The region and the tenant of ``subject_id``, or None when no store knows it."""
+        known = self._cache.get(subject_id)
+        if known is not None:
             self._cache.move_to_end(subject_id)
-            return region
+            return known
         for store in (*self._regional.values(), self._main):
             async with store.sessions() as session:
-                found = await session.scalar(
-                    select(DataSubjectRow.region).where(DataSubjectRow.id == subject_id)
-                )
-            if found is not None:
-                self.remember(subject_id, found)
-                return found
+                row = (
+                    await session.execute(
+                        select(DataSubjectRow.region, DataSubjectRow.tenant_id).where(
+                            DataSubjectRow.id == subject_id
+                        )
+                    )
+                ).first()
+            if row is not None:
+                self.remember(subject_id, row[0], row[1])
+                return row[0], row[1]
         return None
 
     async def home(self, subject_id: str) -> RegionStore:

@@ -160,7 +160,7 @@ class PrivacyService:
             raise Conflict(
                 detail="a subject with this external_id was created concurrently"
             ) from exc
-        self._regions.remember(subject_id, body.region)
+        self._regions.remember(subject_id, body.region, tenant)
         return SubjectRead(subject_id=subject_id, region=row.region, created_at=now)
 
     async def read_subject(

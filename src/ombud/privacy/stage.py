@@ -73,7 +73,9 @@ class SubjectPreferences:
             principal.tenant_id, [subject]
         ):
             raise SubjectErased(detail="the subject was erased: no call may concern it any more")
-        call.subject_region = await self._regions.region_of(subject)
+        located = await self._regions.locate(subject)
+        if located is not None and located[1] == principal.tenant_id:
+            call.subject_region = located[0]
         row = await self._current(subject)
         if row is None or row.tenant_id != principal.tenant_id:
             return None
