@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from ombud.audit.events import Outcome
 from ombud.config import PrivacySettings, Settings
 from ombud.container import Container
 from ombud.deployments.tables import ShadowResultRow
@@ -23,7 +24,7 @@ from ombud.predictions.tables import PredictionRow
 from ombud.registry.repository import RegistryRepository
 from ombud.registry.schemas import ModelVersion, VersionStatus
 from ombud.registry.service import RegistryService
-from tests.integration.helpers import PREDICT, applicant
+from tests.integration.helpers import PREDICT, applicant, audit_for
 
 pytestmark = pytest.mark.anyio
 
@@ -165,3 +166,42 @@ async def test_an_llm_call_about_a_subject_stays_in_its_region(
     assert (
         await setup.client.post("/v1/chat/completions", json=ask, headers=headers)
     ).status_code == 200
+
+
+async def test_the_audit_trail_records_the_region_and_the_refusal(setup: Setup) -> None:
+    [eu], [us] = await setup.subjects("eu", 1), await setup.subjects("us", 1)
+    served, refused = await setup.predict(eu), await setup.predict(us)
+    [event] = await audit_for(setup.container, served.headers["X-Request-Id"])
+    assert (event.outcome, event.detail["subject_region"]) == (Outcome.SUCCESS, "eu")
+    [denial] = await audit_for(setup.container, refused.headers["X-Request-Id"])
+    assert (denial.outcome, denial.reason) == (Outcome.DENIED, "region_not_allowed")
+    assert denial.detail["stage"] == "model.resolve"
+    assert "'us'" in str(denial.detail["detail"])
+
+
+def _version_body(version: ModelVersion, regions: list[str]) -> dict[str, Any]:
+    return {
+        "artifact_uri": version.artifact_uri, "sha256": version.sha256,
+        "format": version.format.value,
+        "input_schema": [f.model_dump(mode="json") for f in version.features],
+        "serving_config": {**version.serving.model_dump(mode="json"), "regions": regions},
+    }  # fmt: skip
+
+
+async def test_a_version_may_name_only_configured_regions(setup: Setup) -> None:
+    scientist = await _key(setup.container, "data_scientist")
+    url = f"/v1/registry/models/{MODEL}/versions"
+    before = (await setup.client.get(url, headers=scientist)).json()
+    refused = await setup.client.post(
+        url, json=_version_body(setup.eu_only, ["eu", "mars"]), headers=scientist
+    )
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["errors"]
+    assert error["loc"] == ["body", "serving_config", "regions"]
+    assert "mars" in error["msg"]
+    assert (await setup.client.get(url, headers=scientist)).json() == before
+    accepted = await setup.client.post(
+        url, json=_version_body(setup.eu_only, ["eu", "us"]), headers=scientist
+    )
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["serving_config"]["regions"] == ["eu", "us"]

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ombud.audit.events import AuditEvent, Outcome
 from ombud.authz import Resource
-from ombud.cli.runtime import with_container
+from ombud.cli.runtime import load_settings, with_container
 from ombud.container import Container
 from ombud.core.errors import NotFound, Problem
 from ombud.core.ids import new_id
@@ -178,9 +178,12 @@ def check(
         Path, typer.Argument(help="Directory of model files (<name>.yaml).")
     ] = Path("models"),
 ) -> None:
-    """Validate the declared model files; print each problem and exit 1 if there is any."""
+    """Validate the declared model files; print each problem and exit 1 if there is any.
+
+    Regions a version may serve (``serving.regions``) must be among ``OMBUD_PRIVACY__REGIONS``.
+    """
     try:
-        models = load_declared(directory)
+        models = load_declared(directory, load_settings().privacy.regions)
     except DeclarationError as exc:
         for problem in exc.problems:
             typer.echo(str(problem))

@@ -80,6 +80,7 @@ def before_input(call: Call) -> dict[str, JsonValue]:
         "model": model,
         "purpose": call.purpose,
         "subject": call.subject,
+        "subject_region": call.subject_region,
         "feature": call.feature,
         **preferences_input(call),
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -102,20 +103,27 @@ class DeclarationError(ValueError):
         self.problems = problems
 
 
-def check(directory: Path) -> list[DeclarationProblem]:
-    """Every problem with the model files in ``directory``, in file order; empty when valid."""
-    return _scan(directory)[1]
+def check(directory: Path, regions: Collection[str] | None = None) -> list[DeclarationProblem]:
+    """Every problem with the model files in ``directory``, in file order; empty when valid.
+
+    With ``regions`` (the configured ones), a version's ``serving.regions`` must name only
+    those.
+    """
+    return _scan(directory, regions)[1]
 
 
-def load_declared(directory: Path) -> list[DeclaredModel]:
-    """The models declared in ``directory``, sorted by file name; raises if any file is refused."""
-    models, problems = _scan(directory)
+def load_declared(directory: Path, regions: Collection[str] | None = None) -> list[DeclaredModel]:
+    """The models declared in ``directory``, sorted by file name; raises if any file is refused
+    (checked as :func:`check` does)."""
+    models, problems = _scan(directory, regions)
     if problems:
         raise DeclarationError(problems)
     return models
 
 
-def _scan(directory: Path) -> tuple[list[DeclaredModel], list[DeclarationProblem]]:
+def _scan(
+    directory: Path, regions: Collection[str] | None
+) -> tuple[list[DeclaredModel], list[DeclarationProblem]]:
     if not directory.is_dir():
         return [], [DeclarationProblem(directory, DOCUMENT, "not a directory")]
     files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in SUFFIXES)
@@ -123,7 +131,7 @@ def _scan(directory: Path) -> tuple[list[DeclaredModel], list[DeclarationProblem
     problems: list[DeclarationProblem] = []
     seen: dict[str, Path] = {}
     for file in files:
-        model, found = _load_file(file)
+        model, found = _load_file(file, regions)
         problems += found
         if model is None:
             continue
@@ -139,7 +147,9 @@ def _scan(directory: Path) -> tuple[list[DeclaredModel], list[DeclarationProblem
     return models, problems
 
 
-def _load_file(file: Path) -> tuple[DeclaredModel | None, list[DeclarationProblem]]:
+def _load_file(
+    file: Path, regions: Collection[str] | None
+) -> tuple[DeclaredModel | None, list[DeclarationProblem]]:
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.MarkedYAMLError as exc:
@@ -169,6 +179,7 @@ def _load_file(file: Path) -> tuple[DeclaredModel | None, list[DeclarationProble
                 )
             )
         problems += _check_artifact(file, f"versions[{i}].artifact", version.artifact)
+        problems += _check_regions(file, f"versions[{i}].serving.regions", version, regions)
     problems += _check_golden(file, model)
     problems += _check_deployment(file, model)
     return model, problems
@@ -220,6 +231,18 @@ def _check_golden(file: Path, model: DeclaredModel) -> list[DeclarationProblem]:
             for e in exc.errors
         ]
     return []
+
+
+def _check_regions(
+    file: Path, where: str, version: DeclaredVersion, regions: Collection[str] | None
+) -> list[DeclarationProblem]:
+    """The regions a version may serve must be configured ones (when they are given)."""
+    unknown = version.serving.unknown_regions(regions) if regions is not None else []
+    if not unknown:
+        return []
+    known = sorted(regions or ())
+    message = f"unknown regions {unknown}; OMBUD_PRIVACY__REGIONS lists {known}"
+    return [DeclarationProblem(file, where, message)]
 
 
 def _check_artifact(

@@ -19,7 +19,7 @@ from ombud.api.deps import ContainerDep, PrincipalDep, SessionDep
 from ombud.api.problems import PROBLEM_RESPONSES
 from ombud.authz import Resource
 from ombud.container import Container
-from ombud.core.errors import Conflict
+from ombud.core.errors import Conflict, FieldError, InvalidRequest
 from ombud.identity.principal import Principal
 from ombud.registry._views import resource_name
 from ombud.registry.approvals import ApprovalService
@@ -149,6 +149,7 @@ async def create_version(
     """A new draft version: artifact reference and digest, input contract, model card."""
     container.authorizer.authorize(principal, WRITE, Resource(kind="registry"))
     await registry.model_row(name)
+    _check_regions(body, container.settings.privacy.regions)
     if body.serving_config.explain:
         # A high-impact version must be able to explain each prediction: load it now, not at
         # its first call, and refuse (422) what could not.
@@ -158,6 +159,18 @@ async def create_version(
         container, request, principal, "registry.version.create", f"model:{name}", detail=detail
     )
     return await registry.create_version(name, body, actor=principal.id)
+
+
+def _check_regions(body: VersionCreate, known: list[str]) -> None:
+    """422 when the version declares regions that are not configured (residency): a misspelt
+    region would leave the version allowed nowhere it was meant to serve."""
+    unknown = body.serving_config.unknown_regions(known)
+    if unknown:
+        message = f"unknown regions {unknown}; the configured regions are {sorted(known)}"
+        raise InvalidRequest(
+            detail=message,
+            errors=[FieldError(("body", "serving_config", "regions"), message, "enum")],
+        )
 
 
 @router.get(

@@ -3,6 +3,7 @@ card) and the shapes of the registry API."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
@@ -89,6 +90,10 @@ class ServingConfig(BaseModel):
         """Whether a subject of ``region`` may be scored by this version (``None``: a call
         about no registered subject, which any version may serve)."""
         return region is None or self.regions is None or region in self.regions
+
+    def unknown_regions(self, known: Collection[str]) -> list[str]:
+        """The declared ``regions`` that are not among ``known`` (the configured ones)."""
+        return sorted(set(self.regions or ()) - set(known))
 
 
 class ModelVersion(BaseModel):

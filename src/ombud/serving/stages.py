@@ -253,6 +253,8 @@ class RecordPrediction:
         }
         if explanation is not None:
             detail["explanation_digest"] = record_digest(explanation)
+        if call.subject_region is not None:
+            detail["subject_region"] = call.subject_region  # what residency routing honoured
         event = AuditEvent(
             event_id=new_id("evt"),
             occurred_at=now,
