@@ -17,6 +17,8 @@ from typing import Literal, Self
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ombud.jobs.schedules import validate_cron
+
 DEMO_API_KEY_PEPPER = "ombud-demo-pepper-not-for-production"
 
 
@@ -359,6 +361,14 @@ class PrivacySettings(BaseModel):
     """Regions whose subjects' data lives in a database of its own (region → database URL, as
     ``OMBUD_DATABASE__URL``); subjects of a region not listed keep theirs in the main database.
     Each must be one of ``regions``."""
+    retention_cron: str = "30 3 * * *"
+    """When the ``privacy.retention`` purge runs (five-field cron, UTC; default nightly at
+    03:30)."""
+
+    @field_validator("retention_cron")
+    @classmethod
+    def _retention_cron_valid(cls, value: str) -> str:
+        return validate_cron(value)
 
     @model_validator(mode="after")
     def _regions_known(self) -> PrivacySettings:

@@ -10,6 +10,7 @@ store but the control plane's (the audit trail, the key registry).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from ombud.identity.repository import IdentityRepository
 from ombud.identity.service import IdentityService
 from ombud.jobs.catalog import default_registry
 from ombud.jobs.registry import JobContext
+from ombud.privacy.tables import SubjectAccessRow
 from ombud.storage.tables import metadata
 from tests.conftest import empty_database
 
@@ -124,6 +126,8 @@ async def test_each_subjects_rows_are_only_in_its_regions_store(
     headers = await _headers(container, f"t{uuid4().hex[:12]}")
     eu = await _populate(client, headers, "eu")
     us = await _populate(client, headers, "us")
+    for subject in (eu, us):
+        container.regions.forget(subject)  # a cold lookup: ask the stores themselves
     await _materialize(container)
     for subject in (eu, us):
         read = await client.get(
@@ -181,3 +185,45 @@ async def test_an_unknown_region_is_refused_and_stores_nothing(
     assert answer.headers["content-type"].startswith("application/problem+json")
     for store in container.regions.stores:
         assert await _tables_naming(store.engine, "nobody@example.org") == set()
+
+
+async def test_an_external_id_names_one_subject_across_regions(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    headers = await _headers(container, f"t{uuid4().hex[:12]}")
+    first = await client.post(
+        "/v1/subjects", json={"region": "eu", "external_id": "cust-1"}, headers=headers
+    )
+    assert first.status_code == 201, first.text
+    again = await client.post(
+        "/v1/subjects", json={"region": "us", "external_id": "cust-1"}, headers=headers
+    )
+    assert again.status_code == 409, again.text
+    racing = await asyncio.gather(*(
+        client.post("/v1/subjects", json={"region": r, "external_id": "cust-2"}, headers=headers)
+        for r in ("eu", "us")
+    ))  # fmt: skip
+    assert sorted(r.status_code for r in racing) == [201, 409]
+
+
+async def test_a_batched_read_across_regions_is_all_or_nothing(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    headers = await _headers(container, f"t{uuid4().hex[:12]}")
+    eu = await _populate(client, headers, "eu")
+    us = await _populate(client, headers, "us")
+    withdrawn = {"purpose": SCORING, "status": "withdrawn", "source": "web_form"}
+    answer = await client.post(f"/v1/subjects/{us}/consents", json=withdrawn, headers=headers)
+    assert answer.status_code == 201
+    for subject in (eu, us):
+        container.regions.forget(subject)
+    refused = await client.post(
+        "/v1/features/credit_applicant/online",
+        json={"entity_ids": [eu, us]}, headers={**headers, "X-Ombud-Purpose": SCORING},
+    )  # fmt: skip
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["type"].endswith("consent_required")
+    for store in container.regions.stores:
+        async with store.engine.connect() as conn:
+            rows = (await conn.execute(select(SubjectAccessRow.seq))).all()
+        assert rows == [], store.name

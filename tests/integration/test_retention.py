@@ -4,6 +4,7 @@ nothing more when run again."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, cast
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,6 +33,7 @@ from ombud.predictions.tables import PredictionRow
 from ombud.privacy.retention import RETENTION_CRON, RETENTION_JOB, RETENTION_SCHEDULE
 from ombud.privacy.tables import SubjectAccessRow
 from ombud.privacy.wiring import privacy_jobs
+from ombud.review.tables import ReviewRow
 from tests.conftest import empty_database
 from tests.integration.helpers import PREDICT, applicant
 
@@ -138,3 +140,52 @@ async def test_retention_runs_every_night(container: Container) -> None:
     [spec] = [s for s in registry.schedules if s.name == RETENTION_SCHEDULE]
     assert (spec.kind, spec.cron) == (RETENTION_JOB, RETENTION_CRON)
     assert RETENTION_SCHEDULE not in {s.name for s in default_registry().schedules}
+
+
+def _review(review_id: str, status: str, decided_at: datetime | None) -> ReviewRow:
+    return ReviewRow(
+        id=review_id, tenant_id="demo", subject="sub_x", resource="prediction:pred_x",
+        requested_by="key_a", recommendation={"decision": "decline"},
+        inputs={"income": 41000.0}, explanation={"income": -0.2}, reason="adverse",
+        status=status, window_s=3600, deadline_at=NOW, decision=decided_at and "approve",
+        justification=decided_at and "checked", decided_by=decided_at and "key_b",
+        decided_at=decided_at, appeal_count=0, version=2, created_at=NOW - timedelta(days=9000),
+        updated_at=NOW,
+    )  # fmt: skip
+
+
+async def test_retention_blanks_the_inputs_of_reviews_decided_before_the_cutoff(
+    container: Container,
+) -> None:
+    longest = max(p.retention_days for p in container.data_access.catalog.purposes.values())
+    old, recent = NOW - timedelta(days=longest + 1), NOW - timedelta(days=longest - 1)
+    async with container.sessions.begin() as session:
+        session.add_all([
+            _review("rev_old", "decided", old), _review("rev_recent", "decided", recent),
+            _review("rev_open", "pending", None),
+        ])  # fmt: skip
+
+    await _purge(container, NOW)
+    await _purge(container, NOW)  # again: nothing more
+    async with container.sessions() as session:
+        rows = {r.id: r for r in await session.scalars(select(ReviewRow))}
+        links = await AuditRepository(session).find(AuditFilter(action=RETENTION_JOB))
+    assert (rows["rev_old"].inputs, rows["rev_old"].explanation) == ({}, None)
+    assert (rows["rev_old"].decision, rows["rev_old"].justification) == ("approve", "checked")
+    for kept in ("rev_recent", "rev_open"):
+        assert rows[kept].inputs == {"income": 41000.0}
+        assert rows[kept].explanation == {"income": -0.2}
+    removed = sorted((link.event.detail["removed"] for link in links if link.event), key=len)
+    assert removed == [{}, {"main": {"reviews": 1}}]
+    cutoff = [link.event.detail["cutoffs"] for link in links if link.event][0]
+    assert cutoff["reviews:decided"] == (NOW - timedelta(days=longest)).isoformat()
+
+
+async def test_retention_schedule_comes_from_the_settings(container: Container) -> None:
+    privacy = container.settings.privacy.model_copy(update={"retention_cron": "0 1 * * 0"})
+    changed = container.settings.model_copy(update={"privacy": privacy})
+    jobs = privacy_jobs(dataclasses.replace(container, settings=changed))
+    [spec] = [s for s in default_registry(privacy=jobs).schedules if s.name == RETENTION_SCHEDULE]
+    assert spec.cron == "0 1 * * 0"
+    with pytest.raises(ValidationError, match="cron"):
+        PrivacySettings(retention_cron="every night")

@@ -242,9 +242,10 @@ async def _redis_naming(redis: Redis, needle: str) -> list[str]:
 
 
 def _files(container: Container, settings: Settings) -> list[Path]:
-    """Every file the stores and the artifact store keep on this machine (SQLite files with
-    their logs; a PostgreSQL server's files are not ours to read)."""
+    """Every file the stores, the artifact store and the keyring keep on this machine (SQLite
+    files with their logs; a PostgreSQL server's files are not ours to read)."""
     files = [p for p in settings.serving.artifact_dir.rglob("*") if p.is_file()]
+    files += [settings.crypto.keyring_path] if settings.crypto.keyring_path.is_file() else []
     for store in container.regions.stores:
         url = make_url(str(store.engine.url))
         if url.get_backend_name() == "sqlite" and url.database:

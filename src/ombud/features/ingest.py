@@ -171,7 +171,9 @@ class IngestService:
         fresh = await self._fresh(principal.tenant_id, events)
         await self._audit(principal, events, len(fresh), request_id)
         stored = 0
-        homes = await self._regions.homes(dict.fromkeys(e.entity_id for e in fresh))
+        homes = await self._regions.homes(
+            dict.fromkeys(e.entity_id for e in fresh), tenant_id=principal.tenant_id
+        )
         for name, members in homes.items():
             local = set(members)
             rows = [_row(principal.tenant_id, e, now) for e in fresh if e.entity_id in local]

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -110,6 +110,11 @@ class OnlineStore(Protocol):
         """The stored features of those of ``entity_ids`` that have any."""
         ...
 
+    async def delete(self, tenant_id: str, entity_ids: Sequence[str]) -> int:
+        """Remove every view's stored features of ``entity_ids`` (an erasure); how many
+        (view, entity) records went. Deleting what is not there is not an error."""
+        ...
+
 
 def redis_key(tenant_id: str, view_id: str, entity_id: str) -> str:
     """The hash of one entity's features. The tenant is quoted, so no tenant's keys can
@@ -152,6 +157,38 @@ class RedisOnlineStore:
             for entity_id, answer in zip(unique, answers, strict=True)
             if answer
         }
+
+    async def delete(self, tenant_id: str, entity_ids: Sequence[str]) -> int:
+        # The keys of every view are found by SCAN (the views of the moment may not be those
+        # the entity was ever written under); one entity is matched by Redis itself.
+        wanted = set(entity_ids)
+        if not wanted:
+            return 0
+        tenant = f"{KEY_PREFIX}{quote(tenant_id, safe='')}:"
+        only = next(iter(wanted)) if len(wanted) == 1 else None
+        pattern = f"{_glob(tenant)}*" + ("" if only is None else f":{_glob(only)}")
+        keys = [
+            key
+            async for key in self._redis.scan_iter(match=pattern, count=1000)
+            if _entity_of(key, len(tenant)) in wanted
+        ]
+        removed = 0
+        for start in range(0, len(keys), _WRITE_CHUNK):
+            removed += int(await self._redis.delete(*keys[start : start + _WRITE_CHUNK]))
+        return removed
+
+
+def _glob(text: str) -> str:
+    """``text`` matched literally by a Redis glob pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\^" else c for c in text)
+
+
+def _entity_of(key: bytes | str, tenant_length: int) -> str:
+    """The entity of a key of :func:`redis_key` whose tenant part is ``tenant_length`` long
+    (the view id has no ``:``; the entity, last, may have some)."""
+    text = key.decode() if isinstance(key, bytes) else key
+    _view, _, entity = text[tenant_length:].partition(":")
+    return entity
 
 
 def _to_hash(record: OnlineRecord) -> dict[FieldT, EncodableT]:
@@ -212,6 +249,19 @@ class DatabaseOnlineStore:
             entity_id: OnlineRecord(dict(values), event_ts, materialized_at)
             for entity_id, values, event_ts, materialized_at in rows
         }
+
+    async def delete(self, tenant_id: str, entity_ids: Sequence[str]) -> int:
+        unique = list(dict.fromkeys(entity_ids))
+        o = OnlineFeatureRow
+        removed = 0
+        async with self._sessions.begin() as session:
+            for start in range(0, len(unique), _WRITE_CHUNK):
+                chunk = unique[start : start + _WRITE_CHUNK]
+                result = await session.execute(
+                    delete(o).where(o.tenant_id == tenant_id, o.entity_id.in_(chunk))
+                )
+                removed += int(getattr(result, "rowcount", 0) or 0)
+        return removed
 
 
 def _upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> postgresql.Insert | sqlite.Insert:

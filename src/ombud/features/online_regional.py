@@ -9,6 +9,7 @@ of its own), and the wrapper adds nothing: no home lookup is made.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 from redis.asyncio import Redis
@@ -16,6 +17,8 @@ from redis.asyncio import Redis
 from ombud.config import FeatureSettings
 from ombud.features.online import DatabaseOnlineStore, OnlineRecord, OnlineStore, RedisOnlineStore
 from ombud.privacy.regions import RegionalStores
+
+log = logging.getLogger(__name__)
 
 
 class RegionalOnlineStore:
@@ -43,7 +46,7 @@ class RegionalOnlineStore:
         if self._single is not None:
             await self._single.write(tenant_id, view_id, records)
             return
-        for name, members in (await self._regions.homes(records)).items():
+        for name, members in (await self._regions.homes(records, tenant_id=tenant_id)).items():
             part = {entity: records[entity] for entity in members}
             await self._stores[name].write(tenant_id, view_id, part)
 
@@ -53,9 +56,16 @@ class RegionalOnlineStore:
         if self._single is not None:
             return await self._single.read(tenant_id, view_id, entity_ids)
         found: dict[str, OnlineRecord] = {}
-        for name, members in (await self._regions.homes(dict.fromkeys(entity_ids))).items():
+        grouped = await self._regions.homes(dict.fromkeys(entity_ids), tenant_id=tenant_id)
+        for name, members in grouped.items():
             found |= await self._stores[name].read(tenant_id, view_id, members)
         return found
+
+    async def delete(self, tenant_id: str, entity_ids: Sequence[str]) -> int:
+        """Remove the entities' features from every distinct store, not only their homes: an
+        entity whose subject row is already gone (an erasure retried) has no home to find."""
+        distinct = {id(store): store for store in self._stores.values()}
+        return sum([await store.delete(tenant_id, entity_ids) for store in distinct.values()])
 
 
 def build_regional_online_store(
@@ -74,5 +84,11 @@ def build_regional_online_store(
         return RegionalOnlineStore(stores, regions)
     if redis is None:
         raise ValueError("OMBUD_FEATURES__ONLINE_STORE=redis needs OMBUD_REDIS__URL")
+    if len(regions.stores) > 1:
+        log.warning(
+            "online features of every region go to the one Redis (OMBUD_FEATURES__ONLINE_STORE "
+            "resolves to redis while regions have databases of their own); run a gateway per "
+            "region, or use the database online store, to keep them in their region"
+        )
     shared = RedisOnlineStore(redis)
     return RegionalOnlineStore({s.name: shared for s in regions.stores}, regions)

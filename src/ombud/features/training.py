@@ -88,7 +88,9 @@ class TrainingSetService:
         exclude: frozenset[str],
     ) -> list[dict[str, Any]]:
         """Each store's rows from that store, merged back into the order asked."""
-        homes = await self._regions.homes(dict.fromkeys(entity for entity, _ in rows))
+        homes = await self._regions.homes(
+            dict.fromkeys(entity for entity, _ in rows), tenant_id=tenant_id
+        )
         if len(homes) <= 1:
             store = self._regions.store(next(iter(homes), MAIN))
             async with store.sessions() as session:

@@ -144,12 +144,14 @@ class DataAccess:
             NotFound, ConsentRequired: the read is refused (and already audited).
         """
         asked = _Request(principal, subject_id, purpose, tuple(categories), request_id)
-        home = None if session is not None else (await self._regions.home(subject_id)).sessions
+        home = None
         try:
+            # Purpose and role first: a caller without them learns nothing, costs no lookup.
+            self._preflight(principal, purpose, categories)
             if session is not None:
                 grant = await self._decide(asked, PrivacyRepository(session))
             else:
-                assert home is not None
+                home = (await self._regions.home(subject_id)).sessions
                 async with home() as own:
                     grant = await self._decide(asked, PrivacyRepository(own))
         except Problem as exc:
@@ -190,7 +192,9 @@ class DataAccess:
         except Problem as exc:
             await self._audit([(asked[s], exc, None) for s in unique])
             raise
-        for store_name, members in (await self._regions.homes(unique)).items():
+        grouped = await self._regions.homes(unique)
+        home_of = {s: name for name, members in grouped.items() for s in members}
+        for store_name, members in grouped.items():
             store = self._regions.store(store_name)
             async with store.sessions() as session:
                 outcomes |= await self._decide_many(
@@ -205,13 +209,12 @@ class DataAccess:
         assert all(isinstance(g, AccessGrant) for g in grants)
         granted = [g for g in grants if isinstance(g, AccessGrant)]
         await self._audit([(asked[g.subject_id], None, g) for g in granted])
-        by_store = await self._regions.homes(g.subject_id for g in granted)
-        for store_name, members in by_store.items():
-            wanted = set(members)
+        # Each history row goes to the store the subject was read from.
+        for store_name in dict.fromkeys(home_of[g.subject_id] for g in granted):
             async with self._regions.store(store_name).sessions.begin() as session:
                 repo = PrivacyRepository(session)
                 for grant in granted:
-                    if grant.subject_id in wanted:
+                    if home_of[grant.subject_id] == store_name:
                         repo.add(_history_row(grant, request_id))
         return granted
 

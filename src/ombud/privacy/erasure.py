@@ -10,14 +10,17 @@
 
 The job (:class:`ErasureJobs`) then removes every row and copy left: in every regional store
 the subject, its vault, consents, preferences, access history, feature events and online
-features; in the main database its predictions with their explanations, outcomes and shadow
-scores, its review items with their history, and the subject column of its LLM usage; in Redis
-its online features; in the LLM response cache its entries. SQLite stores securely delete
-(``secure_delete``) and are checkpointed afterwards, so no deleted bytes stay in the file or
-its write-ahead log. The job is idempotent (a retry after a crash finds less to delete), audits
-its completion (``subject.erased``, with the counts) and clears the subject id from the erasure
-record, which from then on names the subject only by a keyed hash (:func:`subject_ref`); so do
-the exclusion list and every lookup of a past erasure.
+features (through the online store's ``delete``, in the database and in Redis); in the main
+database its review items with their history, its predictions' explanations and the subject
+column of its predictions and LLM usage; in the LLM response cache its entries. Predictions are
+kept, de-identified: their inputs stay sealed under the destroyed key (unreadable for ever),
+their outputs, outcomes and shadow scores carry no subject, and so KPIs, rollout monitors and
+drift still count them; the free-text history of their outcomes' corrections is cleared.
+SQLite stores securely delete (``secure_delete``) and are checkpointed afterwards, so no deleted
+bytes stay in the file or its write-ahead log. The job is idempotent (a retry after a crash
+finds less to delete), audits its completion (``subject.erased``, with the counts) and clears
+the subject id from the erasure record, which from then on names the subject only by a keyed
+hash (:func:`subject_ref`); so do the exclusion list and every lookup of a past erasure.
 
 What stays: the audit trail (hash-chained, it names subjects by pseudonymous id only, and
 hashes ciphertext) and the destroyed key's tombstone in ``data_keys`` (the owner id, no key
@@ -31,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,20 +44,23 @@ from ombud.core.clock import Clock
 from ombud.core.errors import NotFound
 from ombud.core.ids import new_id
 from ombud.crypto.service import KeyManager
-from ombud.deployments.tables import ShadowResultRow
-from ombud.features.online import KEY_PREFIX
-from ombud.features.tables import FeatureEventRow, OnlineFeatureRow
+from ombud.features.online import DatabaseOnlineStore, OnlineStore, RedisOnlineStore
+from ombud.features.tables import FeatureEventRow
 from ombud.identity.principal import Principal
 from ombud.jobs.queue import enqueue_in
 from ombud.jobs.registry import JobContext, JobRegistry
-from ombud.llm.cache import ResponseCache
+from ombud.llm.cache import CacheUnavailable, ResponseCache
 from ombud.llm.usage.tables import LlmUsageRow
 from ombud.outcomes.tables import PredictionOutcomeRow
 from ombud.predictions.explanations import PredictionExplanationRow
 from ombud.predictions.tables import PredictionRow
 from ombud.privacy.exclusions import subject_ref
-from ombud.privacy.regions import RegionalStores
-from ombud.privacy.rights_tables import SubjectErasureRow, TrainingExclusionRow
+from ombud.privacy.regions import MAIN, RegionalStores
+from ombud.privacy.rights_tables import (
+    SubjectErasureRow,
+    SubjectExternalRefRow,
+    TrainingExclusionRow,
+)
 from ombud.privacy.schemas import ErasureRead, ErasureRequest
 from ombud.privacy.tables import (
     DataSubjectRow,
@@ -75,7 +80,6 @@ PENDING: Literal["pending"] = "pending"
 COMPLETED: Literal["completed"] = "completed"
 KEY_SCOPE = "subject"
 _SUBJECT_TABLES = (
-    (OnlineFeatureRow, OnlineFeatureRow.entity_id),
     (FeatureEventRow, FeatureEventRow.entity_id),
     (SubjectAccessRow, SubjectAccessRow.subject_id),
     (SubjectPreferenceRow, SubjectPreferenceRow.subject_id),
@@ -226,67 +230,84 @@ class ErasureJobs(ErasureService):
             raise ValueError(f"no erasure {erasure_id!r}")
         if row.status == COMPLETED or row.subject_id is None:
             return
-        report = await self.cascade(row.subject_id)
+        await self.cascade(row.id, row.subject_id, row.tenant_id)
+        async with self._d.sessions() as session:
+            report = (await session.scalars(
+                select(SubjectErasureRow.report).where(SubjectErasureRow.id == erasure_id)
+            )).one()  # fmt: skip
+        removed = report.get("removed", {})
         await self._audit("system:erasure", row.tenant_id, "subject.erased", row.subject_id,
-                          None, {"erasure_id": row.id, "removed": report})  # fmt: skip
+                          None, {"erasure_id": row.id, "removed": removed})  # fmt: skip
         await context.session.execute(
             update(SubjectErasureRow)
             .where(SubjectErasureRow.id == erasure_id)
             .values(status=COMPLETED, subject_id=None, completed_at=context.clock.now(),
-                    report={**row.report, "removed": report})
+                    report={**report, "removed": removed})
         )  # fmt: skip
 
-    async def cascade(self, subject_id: str) -> dict[str, dict[str, int]]:
-        """Delete ``subject_id``'s rows everywhere; the count per store and table."""
+    async def cascade(self, erasure_id: str, subject_id: str, tenant_id: str) -> None:
+        """Delete ``subject_id``'s rows everywhere. What each step removed is added to the
+        erasure's ``report.removed`` (per store and table) as soon as the step is done, so an
+        attempt that fails half-way leaves its counts for the retry to add to."""
         d = self._d
-        report: dict[str, dict[str, int]] = {}
         for store in d.regions.stores:
-            counts: dict[str, int] = {}
+            online: OnlineStore = DatabaseOnlineStore(store.sessions)
+            counts = {"online_features": await online.delete(tenant_id, [subject_id])}
             async with store.sessions.begin() as session:
                 for table, column in _SUBJECT_TABLES:
                     result = await session.execute(delete(table).where(column == subject_id))
                     counts[table.__tablename__] = _count(result)
-            report[store.name] = {k: v for k, v in counts.items() if v}
+            await self._note(erasure_id, store.name, counts)
         async with d.sessions.begin() as session:
-            report["main"] = report.get("main", {}) | await _main_rows(session, subject_id)
-        report["redis"] = {"online_features": await self._redis_keys(subject_id)}
-        report["llm_cache"] = {"entries": await self._cache(subject_id)}
+            # In the transaction of the deletes: the count cannot be lost, or counted twice.
+            await _note(session, erasure_id, MAIN, await _main_rows(session, subject_id))
+        redis = {"online_features": await self._redis_keys(subject_id, tenant_id)}
+        await self._note(erasure_id, "redis", redis)
+        await self._note(erasure_id, "llm_cache", {"entries": await self._cache(subject_id)})
         for store in d.regions.stores:
             await _compact(store.sessions)
         d.regions.forget(subject_id)
-        return {where: counts for where, counts in report.items() if any(counts.values())}
 
-    async def _redis_keys(self, subject_id: str) -> int:
+    async def _note(self, erasure_id: str, where: str, counts: dict[str, int]) -> None:
+        if any(counts.values()):
+            async with self._d.sessions.begin() as session:
+                await _note(session, erasure_id, where, counts)
+
+    async def _redis_keys(self, subject_id: str, tenant_id: str) -> int:
+        # Whichever online store is configured now: hashes written under an earlier
+        # configuration are the subject's data too.
         if self._d.redis is None:
             return 0
-        pattern = f"{KEY_PREFIX}*:{subject_id}"
-        keys = [key async for key in self._d.redis.scan_iter(match=pattern, count=1000)]
-        return int(await self._d.redis.delete(*keys)) if keys else 0
+        return await RedisOnlineStore(self._d.redis).delete(tenant_id, [subject_id])
 
     async def _cache(self, subject_id: str) -> int:
         if self._d.llm_cache is None:
             return 0
         try:
             return await self._d.llm_cache.forget_subject(subject_id)
-        except RedisError:
+        except CacheUnavailable:
             log.warning("LLM cache erasure of a subject failed; the job will retry")
             raise
 
 
 async def _main_rows(session: AsyncSession, subject_id: str) -> dict[str, int]:
-    """The subject's predictions (and what hangs off them), reviews and LLM usage."""
+    """The subject's reviews and predictions' explanations deleted; its predictions and LLM
+    usage de-identified. One transaction: the subject column, cleared last, is what finds the
+    rest, so a retry after a failure finds everything again."""
     predictions = select(PredictionRow.id).where(PredictionRow.subject == subject_id)
     reviews = select(ReviewRow.id).where(ReviewRow.subject == subject_id)
+    outcomes = PredictionOutcomeRow.prediction_id.in_(predictions)
     steps: list[tuple[str, Any]] = [
         ("prediction_explanations",
          delete(PredictionExplanationRow).where(PredictionExplanationRow.prediction_id.in_(predictions))),
-        ("prediction_outcomes",
-         delete(PredictionOutcomeRow).where(PredictionOutcomeRow.prediction_id.in_(predictions))),
-        ("shadow_results",
-         delete(ShadowResultRow).where(ShadowResultRow.prediction_id.in_(predictions))),
-        ("predictions", delete(PredictionRow).where(PredictionRow.subject == subject_id)),
+        # The corrections' justifications are free text: they may name the person.
+        ("prediction_outcomes", update(PredictionOutcomeRow).where(outcomes).values(history=[])),
         ("review_events", delete(ReviewEventRow).where(ReviewEventRow.review_id.in_(reviews))),
         ("reviews", delete(ReviewRow).where(ReviewRow.subject == subject_id)),
+        ("predictions",
+         update(PredictionRow).where(PredictionRow.subject == subject_id).values(subject=None)),
+        ("subject_external_refs",
+         delete(SubjectExternalRefRow).where(SubjectExternalRefRow.subject_id == subject_id)),
         ("llm_usage",
          update(LlmUsageRow).where(LlmUsageRow.subject == subject_id).values(subject=None)),
     ]  # fmt: skip
@@ -294,6 +315,21 @@ async def _main_rows(session: AsyncSession, subject_id: str) -> dict[str, int]:
     for name, statement in steps:
         counts[name] = _count(await session.execute(statement))
     return {k: v for k, v in counts.items() if v}
+
+
+async def _note(session: AsyncSession, erasure_id: str, where: str, counts: dict[str, int]) -> None:
+    """Add ``counts`` (rows removed or cleared, by table) to the erasure's report."""
+    found = {name: n for name, n in counts.items() if n}
+    if not found:
+        return
+    row = await session.get(SubjectErasureRow, erasure_id, with_for_update=True)
+    if row is None:
+        raise ValueError(f"no erasure {erasure_id!r}")
+    removed: dict[str, dict[str, int]] = dict(row.report.get("removed", {}))
+    place = dict(removed.get(where, {}))
+    for name, n in found.items():
+        place[name] = place.get(name, 0) + n
+    row.report = {**row.report, "removed": {**removed, where: place}}
 
 
 async def _compact(sessions: async_sessionmaker[AsyncSession]) -> None:

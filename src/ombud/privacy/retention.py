@@ -1,7 +1,8 @@
 """Retention: the ``privacy.retention`` job deletes what outlived its retention period.
 
 Periods come from the purposes catalog (``purposes.yaml``): each data category and each
-purpose has ``retention_days``. Every night (``30 3 * * *``, UTC) and whenever enqueued, on
+purpose has ``retention_days``. Every night (``30 3 * * *``, UTC,
+``OMBUD_PRIVACY__RETENTION_CRON``) and whenever enqueued, on
 every store (the main database and each regional one):
 
 - ``feature_events``: an event type's events are kept for the longest retention of the data
@@ -12,14 +13,19 @@ every store (the main database and each regional one):
 - ``subject_access_log``: an access is kept for its purpose's retention;
 - ``predictions`` (main database) with their explanations, outcomes and shadow scores: a
   prediction is kept for its purpose's retention (one without a purpose: the longest purpose
-  retention of the catalog).
+  retention of the catalog);
+- ``reviews`` (main database): a decided review's ``inputs`` and ``explanation`` (the data about
+  the subject a reviewer saw) are blanked once its decision is older than the longest purpose
+  retention of the catalog (a review does not record its purpose); the decision, its
+  justification and the review's history stay as the record of the human decision.
 
 Deletes go in batches of :data:`BATCH` rows (no long lock on a big table) until none is left.
 The run audits what it removed (``privacy.retention``: rows per store and table, and each
 cutoff applied). It is idempotent: running it again at the same time removes nothing more.
 Consents and preferences are kept with their subject (their history is the proof of what the
-subject chose) and go when the subject is erased; reviews and the audit trail follow their own
-rules (docs/review.md, docs/audit.md).
+subject chose) and go when the subject is erased; a withdrawn consent stops every further use
+at the data access layer, and the data stays only as long as another purpose's retention
+allows. The audit trail follows its own rules (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ombud.audit.events import AuditEvent, Outcome
@@ -46,6 +52,8 @@ from ombud.privacy.purposes import PurposeCatalog
 from ombud.privacy.regions import MAIN, RegionalStores
 from ombud.privacy.tables import SubjectAccessRow
 from ombud.records.writer import RecordWriter
+from ombud.review.schemas import ReviewStatus
+from ombud.review.tables import ReviewRow
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +72,11 @@ class RetentionJobs:
     purposes: PurposeCatalog
     views: FeatureCatalog
     records: RecordWriter
+    cron: str = RETENTION_CRON
 
     def register(self, registry: JobRegistry) -> None:
         registry.register(RETENTION_JOB, self.run)
-        registry.schedule(RETENTION_SCHEDULE, RETENTION_JOB, RETENTION_CRON)
+        registry.schedule(RETENTION_SCHEDULE, RETENTION_JOB, self.cron)
 
     async def run(self, context: JobContext) -> None:
         removed, cutoffs = await self.purge(context.clock.now())
@@ -93,6 +102,8 @@ class RetentionJobs:
                 counts[table] = counts.get(table, 0) + await _delete_batched(
                     store.sessions, table, condition
                 )
+            if store.name == MAIN:
+                counts["reviews"] = await _blank_reviews(store.sessions, self._review_cutoff(now))
             removed[store.name] = {t: n for t, n in counts.items() if n}
         cutoffs = {f"{t}:{k}": c.isoformat() for t, k, c in self._cutoffs(now)}
         return {s: c for s, c in removed.items() if c}, cutoffs
@@ -118,11 +129,18 @@ class RetentionJobs:
             found.append(("subject_access_log", name, cutoff))
             found.append(("predictions", name, cutoff))
         found.append(("predictions", "", now - timedelta(days=longest_purpose)))
+        found.append(("reviews", "decided", self._review_cutoff(now)))
         return found
+
+    def _review_cutoff(self, now: datetime) -> datetime:
+        purposes = self.purposes.purposes.values()
+        return now - timedelta(days=max((p.retention_days for p in purposes), default=3650))
 
     def _rules(self, now: datetime) -> list[tuple[str, str, ColumnElement[bool]]]:
         rules: list[tuple[str, str, ColumnElement[bool]]] = []
         for table, key, cutoff in self._cutoffs(now):
+            if table == "reviews":
+                continue
             if table == "online_features":
                 o = OnlineFeatureRow
                 rules.append((table, key, (o.view_id == key) & (o.materialized_at < cutoff)))
@@ -191,3 +209,24 @@ async def _delete_prediction_children(session: AsyncSession, ids: list[str]) -> 
         delete(PredictionOutcomeRow).where(PredictionOutcomeRow.prediction_id.in_(ids))
     )
     await session.execute(delete(ShadowResultRow).where(ShadowResultRow.prediction_id.in_(ids)))
+
+
+async def _blank_reviews(sessions: async_sessionmaker[AsyncSession], cutoff: datetime) -> int:
+    """Blank the inputs and explanation of the reviews decided before ``cutoff``,
+    :data:`BATCH` at a time; reviews already blank are not counted again."""
+    r = ReviewRow
+    decided = (r.status == ReviewStatus.DECIDED.value, r.decided_at < cutoff)
+    total, after = 0, ""
+    while True:
+        async with sessions.begin() as session:
+            stmt = select(r.id, r.inputs, r.explanation).where(*decided, r.id > after)
+            batch = list((await session.execute(stmt.order_by(r.id).limit(BATCH))).all())
+            if not batch:
+                return total
+            after = batch[-1][0]
+            ids = [row[0] for row in batch if row[1] or row[2] is not None]
+            if ids:
+                await session.execute(
+                    update(r).where(r.id.in_(ids), *decided).values(inputs={}, explanation=None)
+                )
+            total += len(ids)

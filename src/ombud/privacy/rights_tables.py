@@ -1,4 +1,5 @@
-"""The tables of data-subject rights: erasure requests and the training-exclusion list.
+"""The main database's privacy tables: erasure requests, the training-exclusion list and the
+tenant-wide reservation of external ids.
 
 Both live in the main database and name a subject only by a keyed hash of its id
 (:func:`ombud.privacy.erasure.subject_ref`) once the erasure is done: the record of what was
@@ -47,3 +48,15 @@ class TrainingExclusionRow(Base):
     """HMAC-SHA256 of the entity id (hex), as :attr:`SubjectErasureRow.subject_ref`."""
     reason: Mapped[str] = mapped_column(String(32))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SubjectExternalRefRow(Base):
+    """A tenant's external id (its HMAC), reserved in the main database for one subject, so an
+    external id names one subject across every region's store (each store's own unique
+    constraint covers only that store)."""
+
+    __tablename__ = "subject_external_refs"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    external_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(64), index=True)

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from ombud.audit.events import AuditEvent, Outcome
@@ -43,6 +44,7 @@ from ombud.identity.principal import Principal
 from ombud.privacy.access import DataAccess
 from ombud.privacy.regions import RegionalStores
 from ombud.privacy.repository import PrivacyRepository
+from ombud.privacy.rights_tables import SubjectExternalRefRow
 from ombud.privacy.schemas import (
     ConsentRead,
     Consents,
@@ -150,16 +152,22 @@ class PrivacyService:
         row = DataSubjectRow(id=subject_id, tenant_id=tenant, region=body.region,
                              external_ref=ref, created_by=principal.id, created_at=now)  # fmt: skip
         store = self._regions.for_region(body.region)
+        if ref is not None:
+            await self._reserve(tenant, ref, subject_id)
         try:
             async with store.sessions.begin() as session:
                 repo = PrivacyRepository(session)
                 repo.add(row)
                 await repo.flush()
                 repo.add(SubjectVaultRow(subject_id=subject_id, sealed=sealed, updated_at=now))
-        except IntegrityError as exc:
-            raise Conflict(
-                detail="a subject with this external_id was created concurrently"
-            ) from exc
+        except BaseException as exc:
+            if ref is not None:
+                await self._release(tenant, ref, subject_id)
+            if isinstance(exc, IntegrityError):
+                raise Conflict(
+                    detail="a subject with this external_id was created concurrently"
+                ) from exc
+            raise
         self._regions.remember(subject_id, body.region, tenant)
         return SubjectRead(subject_id=subject_id, region=row.region, created_at=now)
 
@@ -197,6 +205,7 @@ class PrivacyService:
 
     async def consents(self, principal: Principal, subject_id: str) -> Consents:
         """The subject's consents: current per purpose, and the whole history."""
+        self._authorizer.authorize(principal, CONSENT_READ, Resource(kind=RESOURCE_KIND))
         async with self._home(subject_id) as repo:
             await self._tenant_subject(repo, principal, CONSENT_READ, subject_id)
             history = [_consent_read(row) for row in await repo.consents(subject_id)]
@@ -220,6 +229,7 @@ class PrivacyService:
             UnknownPurpose: the purpose is not in the catalog (422).
             InvalidRequest: ``recorded_at`` is in the future.
         """
+        self._authorizer.authorize(principal, CONSENT_MANAGE, Resource(kind=RESOURCE_KIND))
         async with self._home(subject_id) as repo:
             await self._tenant_subject(repo, principal, CONSENT_MANAGE, subject_id)
         now = self._clock.now()
@@ -245,6 +255,7 @@ class PrivacyService:
 
     async def read_preferences(self, principal: Principal, subject_id: str) -> PreferencesHistory:
         """The subject's AI-usage preferences now, and every change."""
+        self._authorizer.authorize(principal, CONSENT_READ, Resource(kind=RESOURCE_KIND))
         async with self._home(subject_id) as repo:
             await self._tenant_subject(repo, principal, CONSENT_READ, subject_id)
             history = [_preferences(row) for row in await repo.preferences(subject_id)]
@@ -260,6 +271,7 @@ class PrivacyService:
         request_id: str | None = None,
     ) -> Preferences:
         """Record the subject's AI-usage choices (appended: the history is kept)."""
+        self._authorizer.authorize(principal, CONSENT_MANAGE, Resource(kind=RESOURCE_KIND))
         async with self._home(subject_id) as repo:
             await self._tenant_subject(repo, principal, CONSENT_MANAGE, subject_id)
         before = await self.preferences(subject_id)
@@ -281,6 +293,28 @@ class PrivacyService:
         async with self._home(subject_id) as repo:
             row = await repo.current_preferences(subject_id)
         return _preferences(row) if row is not None else Preferences(subject_id=subject_id)
+
+    async def _reserve(self, tenant_id: str, ref: str, subject_id: str) -> None:
+        """Claim the external id tenant-wide (main database) before the subject is stored in
+        its region: two regions' stores cannot both take it."""
+        try:
+            async with self._regions.main.sessions.begin() as session:
+                session.add(
+                    SubjectExternalRefRow(tenant_id=tenant_id, external_ref=ref,
+                                          subject_id=subject_id)
+                )  # fmt: skip
+        except IntegrityError as exc:
+            raise Conflict(detail="the tenant already has a subject with this external_id") from exc
+
+    async def _release(self, tenant_id: str, ref: str, subject_id: str) -> None:
+        async with self._regions.main.sessions.begin() as session:
+            await session.execute(
+                delete(SubjectExternalRefRow).where(
+                    SubjectExternalRefRow.tenant_id == tenant_id,
+                    SubjectExternalRefRow.external_ref == ref,
+                    SubjectExternalRefRow.subject_id == subject_id,
+                )
+            )
 
     @asynccontextmanager
     async def _home(

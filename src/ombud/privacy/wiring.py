@@ -46,5 +46,6 @@ def privacy_jobs(container: Container) -> PrivacyJobs:
     retention = RetentionJobs(
         regions=container.regions, purposes=container.data_access.catalog,
         views=load_views(container.settings.features.views_dir), records=container.records,
+        cron=container.settings.privacy.retention_cron,
     )  # fmt: skip
     return PrivacyJobs(ErasureJobs(erasure_deps(container)), retention)

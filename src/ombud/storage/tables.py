@@ -23,7 +23,11 @@ from ombud.outcomes.tables import PredictionOutcomeRow
 from ombud.policy.tables import PolicyDecisionRow
 from ombud.predictions.explanations import PredictionExplanationRow
 from ombud.predictions.tables import PredictionRow
-from ombud.privacy.rights_tables import SubjectErasureRow, TrainingExclusionRow
+from ombud.privacy.rights_tables import (
+    SubjectErasureRow,
+    SubjectExternalRefRow,
+    TrainingExclusionRow,
+)
 from ombud.privacy.tables import (
     DataSubjectRow,
     SubjectAccessRow,
@@ -50,6 +54,7 @@ __all__ = [
     "AuditSigningKeyRow",
     "DataKeyRow",
     "SubjectErasureRow",
+    "SubjectExternalRefRow",
     "TrainingExclusionRow",
     "DataSubjectRow",
     "DeploymentEventRow",
