@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from ombud.config import FeatureSettings, Settings
 from ombud.container import Container
-from ombud.demo.credit_model import PROFILE_VIEW
+from ombud.core.clock import FrozenClock
+from ombud.demo.credit_model import PROFILE_VIEW, feature_specs
 from ombud.demo.example import APPLICATION, EXAMPLE_APPLICANT
 from ombud.features.materialize import MATERIALIZE_JOB
 from ombud.features.wiring import materialize_jobs
@@ -48,7 +49,11 @@ class Bank:
     container: Container
     service: dict[str, str]
 
-    async def applicant(self, *, consent: bool = True, profile: bool = True) -> str:
+    async def applicant(
+        self, *, consent: bool = True, profile: bool = True, materialized_at: datetime | None = None
+    ) -> str:
+        """A registered subject of the bank's tenant, with consent for credit scoring and its
+        standing data materialized (at ``materialized_at``, default now) unless told not to."""
         created = await self.client.post(
             "/v1/subjects", json={"region": "eu"}, headers=self.service
         )
@@ -57,17 +62,23 @@ class Bank:
         if consent:
             await self.consent(subject, "granted")
         if profile:
+            at = materialized_at or datetime.now(UTC)
             event = {
                 "type": "applicant_profile", "entity_id": subject, "payload": STANDING,
-                "timestamp": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+                "timestamp": (at - timedelta(minutes=1)).isoformat(),
             }  # fmt: skip
             stored = await self.client.post("/v1/events", json=event, headers=self.service)
             assert stored.status_code == 201, stored.text
-            handler = default_registry(features=materialize_jobs(self.container)).handler(
-                MATERIALIZE_JOB
-            )
-            await handler(cast(JobContext, SimpleNamespace(payload={}, clock=self.container.clock)))
+            await self.materialize(materialized_at)
         return subject
+
+    async def materialize(self, at: datetime | None = None) -> None:
+        """Run the materialization job (as of ``at``, default now) for every subject."""
+        handler = default_registry(features=materialize_jobs(self.container)).handler(
+            MATERIALIZE_JOB
+        )
+        clock = FrozenClock(at) if at else self.container.clock
+        await handler(cast(JobContext, SimpleNamespace(payload={}, clock=clock)))
 
     async def consent(self, subject: str, status: str) -> None:
         body = {"purpose": SCORING, "status": status, "source": "web_form"}
@@ -77,9 +88,11 @@ class Bank:
         assert answer.status_code == 201, answer.text
 
     async def predict(
-        self, subject: str | None, features: dict[str, Any], purpose: str = SCORING
+        self, subject: str | None, features: dict[str, Any], purpose: str | None = SCORING
     ) -> httpx.Response:
-        headers = {**self.service, "X-Ombud-Purpose": purpose}
+        headers = dict(self.service)
+        if purpose is not None:
+            headers["X-Ombud-Purpose"] = purpose
         if subject is not None:
             headers["X-Ombud-Subject"] = subject
         return await self.client.post(PREDICT, json={"features": features}, headers=headers)
@@ -118,6 +131,21 @@ async def test_the_standing_data_comes_from_the_feature_view_and_is_recorded(ban
     assert (await _recorded(bank.container, sent.json()["prediction_id"])).feature_views == {}
 
 
+async def test_an_input_in_the_body_is_used_as_sent_and_the_store_fills_the_rest(
+    bank: Bank,
+) -> None:
+    subject = await bank.applicant()
+    other = "ge_200" if STANDING["checking_status"] != "ge_200" else "lt_0"
+    sent = {**APPLICATION_ONLY, "checking_status": other}
+    mixed = await bank.predict(subject, sent)
+    assert mixed.status_code == 200, mixed.text
+    expected = await bank.predict(None, {**EXAMPLE_APPLICANT, "checking_status": other})
+    assert mixed.json()["score"] == expected.json()["score"]
+    assert mixed.json()["score"] != (await bank.predict(subject, APPLICATION_ONLY)).json()["score"]
+    row = await _recorded(bank.container, mixed.json()["prediction_id"])
+    assert row.feature_views == {PROFILE_VIEW.name: PROFILE_VIEW.version}
+
+
 async def test_no_consent_or_a_wrong_purpose_refuses_the_call_and_a_withdrawal_applies_next(
     bank: Bank,
 ) -> None:
@@ -127,15 +155,28 @@ async def test_no_consent_or_a_wrong_purpose_refuses_the_call_and_a_withdrawal_a
     refused = await bank.predict(subject, APPLICATION_ONLY)
     assert refused.status_code == 403, refused.text
     assert refused.json()["type"].endswith("consent_required")
+    # The data access layer audits the refused read once; the call's own denial is the other.
+    events = await audit_for(bank.container, refused.headers["X-Request-Id"])
+    reads = [e for e in events if e.action == "data.access"]
+    assert [e.outcome.value for e in reads] == ["denied"]
+    assert [e.outcome.value for e in events if e.action == "model.predict"] == ["denied"]
     wrong = await bank.predict(subject, APPLICATION_ONLY, purpose="marketing")
     assert wrong.status_code == 403
+    await bank.consent(subject, "granted")
+    # Without a purpose (as with another one) nothing is read: policy refuses credit-risk
+    # first (it needs credit_scoring), and the data access layer would refuse the read.
+    undeclared = await bank.predict(subject, APPLICATION_ONLY, purpose=None)
+    assert undeclared.status_code == 403, undeclared.text
+    assert undeclared.json()["type"].endswith("policy_denied")
+    events = await audit_for(bank.container, undeclared.headers["X-Request-Id"])
+    assert "data.access" not in [e.action for e in events]
     never = await bank.applicant(consent=False)
     assert (await bank.predict(never, APPLICATION_ONLY)).json()["type"].endswith("consent_required")
     async with bank.container.sessions() as session:
         stored = await session.scalars(
             select(PredictionRow.id).where(PredictionRow.subject.in_([subject, never]))
         )
-        assert len(list(stored)) == 1
+        assert len(list(stored)) == 1  # only the call before the withdrawal
 
 
 async def test_an_opted_out_subject_is_scored_without_its_personal_features(bank: Bank) -> None:
@@ -156,6 +197,8 @@ async def test_an_opted_out_subject_is_scored_without_its_personal_features(bank
     assert "model.features:non_personalized" in call.detail["findings"]
     fallback = {**APPLICATION_ONLY, **PROFILE_VIEW.fallback}
     assert scored.json()["score"] == (await bank.predict(None, fallback)).json()["score"]
+    # Nothing was read from the view, so the prediction does not name it.
+    assert (await _recorded(bank.container, scored.json()["prediction_id"])).feature_views == {}
 
 
 async def test_missing_features_or_subject_are_named(bank: Bank) -> None:
@@ -168,3 +211,51 @@ async def test_missing_features_or_subject_are_named(bank: Bank) -> None:
     anonymous = await bank.predict(None, APPLICATION_ONLY)
     assert anonymous.status_code == 422
     assert {e["loc"][-1] for e in anonymous.json()["errors"]} >= set(STANDING)
+
+
+async def test_features_older_than_the_views_ttl_are_not_used(bank: Bank) -> None:
+    ttl = timedelta(days=30)  # credit_applicant_profile v1: ttl_s 2592000
+    subject = await bank.applicant(materialized_at=datetime.now(UTC) - ttl - timedelta(hours=1))
+
+    refused = await bank.predict(subject, APPLICATION_ONLY)
+    assert refused.status_code == 422, refused.text
+    assert {e["type"] for e in refused.json()["errors"]} == {"feature_unavailable"}
+    assert {e["loc"][-1] for e in refused.json()["errors"]} == set(STANDING)
+    await bank.materialize(datetime.now(UTC) - ttl + timedelta(hours=1))
+    assert (await bank.predict(subject, APPLICATION_ONLY)).status_code == 200
+
+
+async def test_registration_checks_the_feature_view_against_the_inputs(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    async with container.sessions.begin() as session:
+        identity = IdentityService(
+            IdentityRepository(session), container.api_key_pepper, container.clock
+        )
+        token = (await identity.create_api_key(tenant="demo", roles=["data_scientist"])).token
+    headers = {"Authorization": f"Bearer {token}"}
+    created = await client.post(
+        "/v1/registry/models", json={"name": "scorer", "owner": "risk"}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+
+    async def register(source: dict[str, Any]) -> httpx.Response:
+        body = {
+            "artifact_uri": "file://artifacts/scorer.skops", "sha256": "ab" * 32,
+            "format": "skops",
+            "input_schema": [s.model_dump() for s in feature_specs()],
+            "serving_config": {"feature_view": source},
+        }  # fmt: skip
+        return await client.post("/v1/registry/models/scorer/versions", json=body, headers=headers)
+
+    declared = PROFILE_VIEW.model_dump()
+    for bad, field in (
+        ({**declared, "version": 9}, "name"),
+        ({**declared, "name": "credit_applicant"}, "name"),  # aggregates, none an input
+        ({**declared, "fallback": {"savings": "plenty"}}, "fallback"),
+    ):
+        refused = await register(bad)
+        assert refused.status_code == 422, refused.text
+        [error] = refused.json()["errors"]
+        assert error["loc"][:4] == ["body", "serving_config", "feature_view", field]
+    assert (await register(declared)).status_code == 201

@@ -22,6 +22,7 @@ from ombud.cli.runtime import load_settings, with_container
 from ombud.container import Container
 from ombud.core.errors import NotFound, Problem
 from ombud.core.ids import new_id
+from ombud.features.declarations import FeatureDeclarationError, load_views
 from ombud.identity.principal import Principal, PrincipalKind
 from ombud.identity.tables import PrincipalRow, TenantRow
 from ombud.registry.approvals import ApprovalService
@@ -180,10 +181,19 @@ def check(
 ) -> None:
     """Validate the declared model files; print each problem and exit 1 if there is any.
 
-    Regions a version may serve (``serving.regions``) must be among ``OMBUD_PRIVACY__REGIONS``.
+    Regions a version may serve (``serving.regions``) must be among ``OMBUD_PRIVACY__REGIONS``;
+    a feature view a version reads inputs from (``serving.feature_view``) must be declared in
+    ``OMBUD_FEATURES__VIEWS_DIR`` and fit the version's inputs.
     """
+    settings = load_settings()
     try:
-        models = load_declared(directory, load_settings().privacy.regions)
+        views = load_views(settings.features.views_dir)
+    except FeatureDeclarationError as exc:
+        for message in exc.problems:
+            typer.echo(f"{settings.features.views_dir}: {message}")
+        raise typer.Exit(1) from exc
+    try:
+        models = load_declared(directory, settings.privacy.regions, views)
     except DeclarationError as exc:
         for problem in exc.problems:
             typer.echo(str(problem))

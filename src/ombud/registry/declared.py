@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ombud.core.errors import InvalidRequest
 from ombud.deployments.schemas import DeploymentCreate
+from ombud.features.definitions import FeatureCatalog
+from ombud.registry.feature_source import feature_view_problems
 from ombud.registry.golden import check_rows
 from ombud.registry.promotion_schemas import GoldenCreate, PromotionPolicy
 from ombud.registry.schemas import (
@@ -103,26 +105,35 @@ class DeclarationError(ValueError):
         self.problems = problems
 
 
-def check(directory: Path, regions: Collection[str] | None = None) -> list[DeclarationProblem]:
+def check(
+    directory: Path,
+    regions: Collection[str] | None = None,
+    views: FeatureCatalog | None = None,
+) -> list[DeclarationProblem]:
     """Every problem with the model files in ``directory``, in file order; empty when valid.
 
     With ``regions`` (the configured ones), a version's ``serving.regions`` must name only
-    those.
+    those. With ``views`` (the declared feature views), a version's ``serving.feature_view``
+    must fit them (:mod:`ombud.registry.feature_source`).
     """
-    return _scan(directory, regions)[1]
+    return _scan(directory, regions, views)[1]
 
 
-def load_declared(directory: Path, regions: Collection[str] | None = None) -> list[DeclaredModel]:
+def load_declared(
+    directory: Path,
+    regions: Collection[str] | None = None,
+    views: FeatureCatalog | None = None,
+) -> list[DeclaredModel]:
     """The models declared in ``directory``, sorted by file name; raises if any file is refused
     (checked as :func:`check` does)."""
-    models, problems = _scan(directory, regions)
+    models, problems = _scan(directory, regions, views)
     if problems:
         raise DeclarationError(problems)
     return models
 
 
 def _scan(
-    directory: Path, regions: Collection[str] | None
+    directory: Path, regions: Collection[str] | None, views: FeatureCatalog | None = None
 ) -> tuple[list[DeclaredModel], list[DeclarationProblem]]:
     if not directory.is_dir():
         return [], [DeclarationProblem(directory, DOCUMENT, "not a directory")]
@@ -131,7 +142,7 @@ def _scan(
     problems: list[DeclarationProblem] = []
     seen: dict[str, Path] = {}
     for file in files:
-        model, found = _load_file(file, regions)
+        model, found = _load_file(file, regions, views)
         problems += found
         if model is None:
             continue
@@ -148,7 +159,7 @@ def _scan(
 
 
 def _load_file(
-    file: Path, regions: Collection[str] | None
+    file: Path, regions: Collection[str] | None, views: FeatureCatalog | None = None
 ) -> tuple[DeclaredModel | None, list[DeclarationProblem]]:
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
@@ -180,6 +191,7 @@ def _load_file(
             )
         problems += _check_artifact(file, f"versions[{i}].artifact", version.artifact)
         problems += _check_regions(file, f"versions[{i}].serving.regions", version, regions)
+        problems += _check_feature_view(file, f"versions[{i}].serving.feature_view", version, views)
     problems += _check_golden(file, model)
     problems += _check_deployment(file, model)
     return model, problems
@@ -243,6 +255,19 @@ def _check_regions(
     known = sorted(regions or ())
     message = f"unknown regions {unknown}; OMBUD_PRIVACY__REGIONS lists {known}"
     return [DeclarationProblem(file, where, message)]
+
+
+def _check_feature_view(
+    file: Path, where: str, version: DeclaredVersion, views: FeatureCatalog | None
+) -> list[DeclarationProblem]:
+    """The feature view a version reads inputs from must be declared and fit its inputs."""
+    source = version.serving.feature_view
+    if source is None or views is None:
+        return []
+    return [
+        DeclarationProblem(file, f"{where}.{'.'.join(p.loc)}", p.message)
+        for p in feature_view_problems(version.features, source, views)
+    ]
 
 
 def _check_artifact(

@@ -24,6 +24,7 @@ from ombud.identity.principal import Principal
 from ombud.registry._views import resource_name
 from ombud.registry.approvals import ApprovalService
 from ombud.registry.cards import build_card, render_markdown
+from ombud.registry.feature_source import feature_view_problems
 from ombud.registry.lifecycle import READ, WRITE, Action
 from ombud.registry.promotion import build_gate
 from ombud.registry.repository import RegistryRepository
@@ -150,6 +151,7 @@ async def create_version(
     container.authorizer.authorize(principal, WRITE, Resource(kind="registry"))
     await registry.model_row(name)
     _check_regions(body, container.settings.privacy.regions)
+    _check_feature_view(body, container)
     if body.serving_config.explain:
         # A high-impact version must be able to explain each prediction: load it now, not at
         # its first call, and refuse (422) what could not.
@@ -170,6 +172,25 @@ def _check_regions(body: VersionCreate, known: list[str]) -> None:
         raise InvalidRequest(
             detail=message,
             errors=[FieldError(("body", "serving_config", "regions"), message, "enum")],
+        )
+
+
+def _check_feature_view(body: VersionCreate, container: Container) -> None:
+    """422 when the version reads inputs from a feature view that is not declared or does not
+    fit its inputs (:mod:`ombud.registry.feature_source`)."""
+    source = body.serving_config.feature_view
+    if source is None:
+        return
+    problems = feature_view_problems(body.input_schema, source, container.online_features.catalog)
+    if problems:
+        raise InvalidRequest(
+            detail="; ".join(p.message for p in problems),
+            errors=[
+                FieldError(
+                    ("body", "serving_config", "feature_view", *p.loc), p.message, "value_error"
+                )
+                for p in problems
+            ],
         )
 
 

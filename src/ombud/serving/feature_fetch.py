@@ -9,12 +9,14 @@ checks the purpose, the subject's consent, tenancy and policy, and audits the re
 name and version are recorded with the prediction (``feature_views``).
 
 - Inputs the body carries are used as sent: the store fills only what is left out. A body with
-  every input reads nothing (as for a version without a view).
+  every input reads nothing (as for a version without a view). Every input the model was given,
+  wherever it came from, is sealed into the prediction record, so a replay needs no store.
 - Without a registered subject id, nothing is read, and validation lists the missing inputs
-  (422).
+  (422). With one but no purpose, the read is refused (403 ``purpose_required``).
 - A subject who opted out of personalization gets no personal features read: the version's
-  declared non-personalized ``fallback`` values stand in, and the call carries the finding
-  ``model.features:non_personalized``.
+  declared non-personalized ``fallback`` values stand in, the call carries the finding
+  ``model.features:non_personalized`` (in the prediction's audit event), and the view is not
+  recorded in ``feature_views`` (nothing was read from it).
 - A feature with no fresh value for the subject (never materialized, or older than the view's
   ttl) refuses the call, 422, naming each one: a model is never fed a silent default.
 - A version naming a view that is not declared answers 503 ``model_unavailable``.
@@ -70,11 +72,8 @@ class FetchFeatures:
         missing = [f.name for f in view.features if f.name in inputs and f.name not in features]
         if not missing or call.subject is None or not SUBJECT_ID.fullmatch(call.subject):
             return None
-        if opted_out(call, PERSONALIZATION_OPT_OUT):
-            values = {name: source.fallback.get(name) for name in missing}
-            call.findings.append(Finding(STAGE, NON_PERSONALIZED, view.id))
-            why = "no non-personalized fallback is declared for it"
-        else:
+        personal = not opted_out(call, PERSONALIZATION_OPT_OUT)
+        if personal:
             rows = await online.get_features(
                 view.id, [call.subject], call.purpose,
                 principal=call.require_principal(), request_id=call.request_id,
@@ -82,6 +81,10 @@ class FetchFeatures:
             row = rows[call.subject]
             values = {name: row.values.get(name) for name in missing}
             why = f"no fresh value in feature view {view.id} for the subject"
+        else:
+            values = {name: source.fallback.get(name) for name in missing}
+            call.findings.append(Finding(STAGE, NON_PERSONALIZED, view.id))
+            why = "no non-personalized fallback is declared for it"
         absent = [name for name, value in values.items() if value is None]
         if absent:
             raise InvalidRequest(
@@ -92,7 +95,8 @@ class FetchFeatures:
             )
         features.update(values)
         call.body = json.dumps(body).encode()
-        call.feature_views[view.name] = view.version
+        if personal:
+            call.feature_views[view.name] = view.version
         return None
 
 
