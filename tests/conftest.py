@@ -79,25 +79,36 @@ def redis_url() -> str:
     return service_url("OMBUD_TEST_REDIS_URL", "Redis")
 
 
+def _fresh_database(
+    backend: str,
+    name: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[str]:
+    """A migrated, empty database of ``backend`` (a SQLite file, or a PostgreSQL database on
+    the test server), dropped afterwards."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp(name) / f'{name}.db'}"
+        asyncio.run(_migrate(url))
+        yield url
+        return
+    server = request.getfixturevalue("postgres_server_url")
+    database = f"{name}_{uuid4().hex[:12]}"
+    asyncio.run(_admin(server, f'CREATE DATABASE "{database}"'))
+    url = make_url(server).set(database=database).render_as_string(hide_password=False)
+    try:
+        asyncio.run(_migrate(url))
+        yield url
+    finally:
+        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A migrated, empty database of each backend, private to this test worker."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'ombud.db'}"
-        asyncio.run(_migrate(url))
-        yield url
-        return
-    server = request.getfixturevalue("postgres_server_url")
-    name = f"ombud_test_{uuid4().hex[:12]}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    try:
-        asyncio.run(_migrate(url))
-        yield url
-    finally:
-        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield from _fresh_database(request.param, "ombud_test", tmp_path_factory, request)
 
 
 @pytest.fixture(scope="session")
@@ -106,20 +117,8 @@ def regional_database(
 ) -> Iterator[str]:
     """A second migrated, empty database of ``database``'s backend: the store of a region
     with a database of its own (``OMBUD_PRIVACY__REGION_DATABASES``)."""
-    if database.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path_factory.mktemp('region') / 'ombud-region.db'}"
-        asyncio.run(_migrate(url))
-        yield url
-        return
-    server = request.getfixturevalue("postgres_server_url")
-    name = f"ombud_region_{uuid4().hex[:12]}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    try:
-        asyncio.run(_migrate(url))
-        yield url
-    finally:
-        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    backend = "sqlite" if database.startswith("sqlite") else "postgres"
+    yield from _fresh_database(backend, "ombud_region", tmp_path_factory, request)
 
 
 @pytest.fixture(scope="session")

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-OMBUD = [sys.executable, "-m", "ombud"]
+from tests.e2e.demo import OMBUD, demo_env, running_demo
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("OMBUD_")}
-    environment["OMBUD_DATABASE__URL"] = f"sqlite:///{tmp_path / 'ombud.db'}"
-    environment["OMBUD_SERVING__ARTIFACT_DIR"] = str(tmp_path / "artifacts")
-    environment["OMBUD_CRYPTO__KEYRING_PATH"] = str(tmp_path / "keyring.json")
-    return environment
+    return demo_env(tmp_path)
 
 
 def ombud(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -71,21 +64,8 @@ def test_demo_refuses_production_mode(env: dict[str, str]) -> None:
 @pytest.fixture
 def demo_server(env: dict[str, str]) -> Iterator[list[str]]:
     """``ombud demo --port 0``; yields the lines it printed before serving."""
-    process = subprocess.Popen(
-        [*OMBUD, "demo", "--port", "0"], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
-    lines: list[str] = []
-    try:
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.startswith("curl "):
-                break
+    with running_demo(env) as lines:
         yield lines
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
 
 
 def test_demo_prints_url_docs_key_and_a_working_curl(demo_server: list[str]) -> None:

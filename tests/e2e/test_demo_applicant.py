@@ -4,10 +4,7 @@ second curl sends only the application and scores the same as the first, which s
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,38 +12,21 @@ from typing import Any
 
 import pytest
 
-OMBUD = [sys.executable, "-m", "ombud"]
+from tests.e2e.demo import demo_env, running_demo
+
 SUBJECT = "X-Ombud-Subject: "
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("OMBUD_")}
-    environment["OMBUD_DATABASE__URL"] = f"sqlite:///{tmp_path / 'ombud.db'}"
-    environment["OMBUD_SERVING__ARTIFACT_DIR"] = str(tmp_path / "artifacts")
-    environment["OMBUD_CRYPTO__KEYRING_PATH"] = str(tmp_path / "keyring.json")
-    return environment
+    return demo_env(tmp_path)
 
 
 @contextmanager
 def _demo(environment: dict[str, str]) -> Iterator[list[str]]:
     """``ombud demo --port 0`` serving; yields the two curl lines of its banner."""
-    process = subprocess.Popen(
-        [*OMBUD, "demo", "--port", "0"], env=environment, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
-    curls: list[str] = []
-    try:
-        for line in process.stdout:
-            if line.startswith("curl "):
-                curls.append(line.rstrip("\n"))
-                if len(curls) == 2:
-                    break
-        yield curls
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
+    with running_demo(environment, curls=2) as lines:
+        yield [line for line in lines if line.startswith("curl ")]
 
 
 def _run(curl: str) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 from uuid import uuid4
@@ -21,12 +20,10 @@ from uuid import uuid4
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ombud.app import create_app
-from ombud.config import FeatureSettings, PrivacySettings, Settings
+from ombud.config import Settings
 from ombud.container import Container
 from ombud.core.clock import FrozenClock
 from ombud.features.materialize import MATERIALIZE_JOB
@@ -36,12 +33,11 @@ from ombud.identity.service import IdentityService
 from ombud.jobs.catalog import default_registry
 from ombud.jobs.registry import JobContext
 from ombud.privacy.tables import SubjectAccessRow
-from ombud.storage.tables import metadata
 from tests.conftest import empty_database
+from tests.region_support import tables_naming, two_regions
 
 pytestmark = pytest.mark.anyio
 
-VIEWS_DIR = Path(__file__).resolve().parents[2] / "features"
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 SCORING = "credit_scoring"
 SUBJECT_TABLES = {
@@ -61,12 +57,7 @@ the audit trail and the key registry (the subject's data key, wrapped)."""
 
 @pytest.fixture
 async def app(settings: Settings, regional_database: str) -> AsyncIterator[FastAPI]:
-    privacy = PrivacySettings(
-        regions=["eu", "us"], region_databases={"us": SecretStr(regional_database)}
-    )
-    features = FeatureSettings(views_dir=VIEWS_DIR, online_store="database")
-    changed = settings.model_copy(update={"privacy": privacy, "features": features})
-    application = create_app(changed, clock=FrozenClock(NOW))
+    application = create_app(two_regions(settings, regional_database), clock=FrozenClock(NOW))
     async with application.router.lifespan_context(application):
         yield application
         await empty_database(application.state.container)
@@ -102,19 +93,6 @@ async def _populate(client: httpx.AsyncClient, headers: dict[str, str], region: 
     return subject
 
 
-async def _tables_naming(engine: AsyncEngine, needle: str) -> set[str]:
-    """Every table of ``engine``'s database with a row any column of which contains
-    ``needle``."""
-    found: set[str] = set()
-    async with engine.connect() as conn:
-        for table in metadata.sorted_tables:
-            for row in await conn.execute(select(table)):
-                if any(needle in str(value) for value in row):
-                    found.add(table.name)
-                    break
-    return found
-
-
 async def _materialize(container: Container) -> None:
     handler = default_registry(features=materialize_jobs(container)).handler(MATERIALIZE_JOB)
     await handler(cast(JobContext, SimpleNamespace(payload={}, clock=container.clock)))
@@ -142,10 +120,10 @@ async def test_each_subjects_rows_are_only_in_its_regions_store(
         assert online.json()["rows"][0]["values"]["txn_count_30d"] == 1
 
     main, regional = container.regions.main.engine, container.regions.for_region("us").engine
-    assert await _tables_naming(main, eu) >= SUBJECT_TABLES
-    assert await _tables_naming(regional, us) >= SUBJECT_TABLES
-    assert await _tables_naming(regional, eu) == set()
-    assert await _tables_naming(main, us) <= CONTROL_PLANE
+    assert await tables_naming(main, eu) >= SUBJECT_TABLES
+    assert await tables_naming(regional, us) >= SUBJECT_TABLES
+    assert await tables_naming(regional, eu) == set()
+    assert await tables_naming(main, us) <= CONTROL_PLANE
 
 
 async def test_training_sets_and_batched_reads_span_regions(
@@ -184,7 +162,7 @@ async def test_an_unknown_region_is_refused_and_stores_nothing(
     assert answer.status_code == 422
     assert answer.headers["content-type"].startswith("application/problem+json")
     for store in container.regions.stores:
-        assert await _tables_naming(store.engine, "nobody@example.org") == set()
+        assert await tables_naming(store.engine, "nobody@example.org") == set()
 
 
 async def test_an_external_id_names_one_subject_across_regions(

@@ -7,20 +7,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ombud.app import create_app
 from ombud.audit.repository import AuditFilter, AuditRepository
-from ombud.config import FeatureSettings, PrivacySettings, Settings
+from ombud.config import PrivacySettings, Settings
 from ombud.container import Container
 from ombud.core.clock import FrozenClock
 from ombud.demo.seed import seed_demo
@@ -36,10 +35,10 @@ from ombud.privacy.wiring import privacy_jobs
 from ombud.review.tables import ReviewRow
 from tests.conftest import empty_database
 from tests.integration.helpers import PREDICT, applicant
+from tests.region_support import two_regions
 
 pytestmark = pytest.mark.anyio
 
-VIEWS_DIR = Path(__file__).resolve().parents[2] / "features"
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 FINANCIAL_DAYS = 3650
 """The shipped catalog keeps financial data (the credit_applicant view's category) and
@@ -48,12 +47,7 @@ credit-scoring records this long."""
 
 @pytest.fixture
 async def app(settings: Settings, regional_database: str) -> AsyncIterator[FastAPI]:
-    privacy = PrivacySettings(
-        regions=["eu", "us"], region_databases={"us": SecretStr(regional_database)}
-    )
-    features = FeatureSettings(views_dir=VIEWS_DIR, online_store="database")
-    changed = settings.model_copy(update={"privacy": privacy, "features": features})
-    application = create_app(changed, clock=FrozenClock(NOW))
+    application = create_app(two_regions(settings, regional_database), clock=FrozenClock(NOW))
     async with application.router.lifespan_context(application):
         yield application
         await empty_database(application.state.container)

@@ -26,13 +26,11 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 from redis.asyncio import Redis
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ombud.app import create_app
 from ombud.audit.verify import verify_database
-from ombud.config import FeatureSettings, PrivacySettings, RedisSettings, Settings
+from ombud.config import RedisSettings, Settings
 from ombud.container import Container
 from ombud.core.clock import FrozenClock
 from ombud.demo.seed import seed_demo
@@ -44,13 +42,12 @@ from ombud.jobs.catalog import default_registry
 from ombud.jobs.registry import JobContext
 from ombud.privacy.erasure import ERASURE_JOB
 from ombud.privacy.wiring import privacy_jobs
-from ombud.storage.tables import metadata
 from tests.conftest import empty_database
 from tests.integration.helpers import PREDICT, applicant, audit_for
+from tests.region_support import as_text, tables_naming, two_regions
 
 pytestmark = pytest.mark.anyio
 
-VIEWS_DIR = Path(__file__).resolve().parents[2] / "features"
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 SCORING = "credit_scoring"
 
@@ -106,22 +103,12 @@ def online_store(request: pytest.FixtureRequest) -> str:
 async def app(
     settings: Settings, regional_database: str, redis_url: str, online_store: str
 ) -> AsyncIterator[FastAPI]:
-    privacy = PrivacySettings(
-        regions=["eu", "us"], region_databases={"us": SecretStr(regional_database)}
-    )
-    features = FeatureSettings(views_dir=VIEWS_DIR, online_store=online_store)  # type: ignore[arg-type]
-    changed = settings.model_copy(
-        update={
-            "privacy": privacy,
-            "features": features,
-            "redis": RedisSettings(url=SecretStr(redis_url)),
-        }
-    )
+    changed = two_regions(settings, regional_database, online_store=online_store)  # type: ignore[arg-type]
+    changed = changed.model_copy(update={"redis": RedisSettings(url=SecretStr(redis_url))})
     application = create_app(changed, clock=FrozenClock(NOW))
     async with application.router.lifespan_context(application):
         yield application
-        container: Container = application.state.container
-        await empty_database(container)
+        await empty_database(application.state.container)
 
 
 @dataclass
@@ -202,28 +189,11 @@ async def _give_data(world: World, subject: str, v: Values) -> None:
     assert v.secret in chat.text
 
 
-async def _rows_naming(engine: AsyncEngine, needle: str) -> set[str]:
-    found: set[str] = set()
-    async with engine.connect() as conn:
-        for table in metadata.sorted_tables:
-            for row in await conn.execute(select(table)):
-                if any(needle in _text(value) for value in row):
-                    found.add(table.name)
-                    break
-    return found
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("latin-1")
-    return str(value)
-
-
 async def _redis_naming(redis: Redis, needle: str) -> list[str]:
     found: list[str] = []
     async for raw in redis.scan_iter(count=1000):
-        key = _text(raw)
-        kind = _text(await redis.type(raw))
+        key = as_text(raw)
+        kind = as_text(await redis.type(raw))
         if kind == "string":
             content: object = await redis.get(raw)
         elif kind == "hash":
@@ -261,7 +231,7 @@ async def test_an_erased_subject_is_nowhere_but_the_audit_trail(
     kept = await world.subject("eu", name="Bystander", email="stay@example.org")
     await _give_data(world, gone, v)
     assert (await world.events(kept, 10.0, 20.0)).status_code == 201
-    before = await _rows_naming(container.regions.for_region("us").engine, gone)
+    before = await tables_naming(container.regions.for_region("us").engine, gone)
     assert {"data_subjects", "subject_vault", "feature_events"} <= before
     stored = b"".join(path.read_bytes() for path in _files(container, settings))
     if container.regions.main.engine.dialect.name == "sqlite":
@@ -301,8 +271,8 @@ async def test_an_erased_subject_is_nowhere_but_the_audit_trail(
 
     for store in container.regions.stores:
         for needle in v.needles:
-            assert await _rows_naming(store.engine, needle) == set(), (store.name, needle)
-        assert await _rows_naming(store.engine, gone) <= ALLOWED, store.name
+            assert await tables_naming(store.engine, needle) == set(), (store.name, needle)
+        assert await tables_naming(store.engine, gone) <= ALLOWED, store.name
     assert container.redis is not None
     for needle in (*v.needles, gone):
         assert await _redis_naming(container.redis, needle) == [], needle

@@ -11,7 +11,8 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ombud.config import DatabaseSettings, PrivacySettings
-from ombud.privacy.regions import MAIN, RegionalStores, RegionStore, StoreUnavailable
+from ombud.core.errors import StoreUnavailable
+from ombud.privacy.regions import MAIN, RegionalStores, RegionStore
 
 pytestmark = pytest.mark.anyio
 

@@ -219,6 +219,13 @@ class ServiceUnavailable(Problem):
     title = "Service unavailable"
 
 
+class StoreUnavailable(ServiceUnavailable):
+    """A regional store could not be asked where a subject lives (residency)."""
+
+    kind = "store_unavailable"
+    title = "A data store is unavailable"
+
+
 class ModelUnavailable(ServiceUnavailable):
     kind = "model_unavailable"
     title = "Model cannot be served"

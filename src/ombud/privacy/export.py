@@ -35,9 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ombud.audit.events import AuditEvent, Outcome
 from ombud.authz import Authorizer, Resource
 from ombud.core.clock import Clock
-from ombud.core.errors import NotFound, SubjectErased
+from ombud.core.errors import NotFound
 from ombud.core.ids import new_id
-from ombud.crypto.errors import KeyDestroyed
 from ombud.crypto.service import KeyManager
 from ombud.features.definitions import FeatureCatalog
 from ombud.features.online_regional import RegionalOnlineStore
@@ -50,7 +49,7 @@ from ombud.predictions.tables import PredictionRow
 from ombud.privacy.access import DataAccess
 from ombud.privacy.regions import RegionalStores
 from ombud.privacy.repository import PrivacyRepository
-from ombud.privacy.service import KEY_SCOPE, vault_aad
+from ombud.privacy.service import open_vault
 from ombud.privacy.tables import DataSubjectRow
 from ombud.records.writer import RecordWriter
 from ombud.review.tables import ReviewRow
@@ -133,13 +132,8 @@ class ExportService:
         vault = await repo.vault(subject.id)
         profile: dict[str, Any] = {}
         if vault is not None:
-            try:
-                plain = await self._keys.decrypt(
-                    vault.sealed, aad=vault_aad(subject.id), scope=KEY_SCOPE, owner=subject.id
-                )
-            except KeyDestroyed as exc:
-                raise SubjectErased(detail=f"subject {subject.id!r} was erased") from exc
-            profile = json.loads(plain)
+            opened = await open_vault(self._keys, vault)
+            profile = opened.model_dump(mode="json", exclude_none=True)
         consents = [
             {"purpose": c.purpose, "status": c.status, "source": c.source,
              "recorded_at": _iso(c.recorded_at), "recorded_by": c.recorded_by}

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ombud.config import DatabaseSettings, PrivacySettings
-from ombud.core.errors import ServiceUnavailable
+from ombud.core.errors import StoreUnavailable
 from ombud.privacy.tables import DataSubjectRow
 from ombud.storage import migrate
 from ombud.storage.database import create_engine, create_sessionmaker, database_url
@@ -41,13 +41,6 @@ MAIN = "main"
 _SUBJECT_ID = re.compile(r"sub_[0-9a-f]{32}")
 
 log = logging.getLogger(__name__)
-
-
-class StoreUnavailable(ServiceUnavailable):
-    """A regional store could not be asked where a subject lives."""
-
-    kind = "store_unavailable"
-    title = "A data store is unavailable"
 
 
 async def _lookup(store: RegionStore, subject_ids: list[str]) -> list[tuple[str, str, str]]:

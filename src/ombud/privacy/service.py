@@ -197,7 +197,7 @@ class PrivacyService:
             vault = await repo.vault(subject_id)
         profile = SubjectProfile()
         if vault is not None:
-            profile = await self._open(vault)
+            profile = await open_vault(self._keys, vault)
         return SubjectDetail(
             subject_id=subject.id, region=subject.region, created_at=subject.created_at,
             profile=profile, purpose=grant.purpose,
@@ -341,16 +341,6 @@ class PrivacyService:
         self._authorizer.authorize(principal, action, resource)
         return row
 
-    async def _open(self, vault: SubjectVaultRow) -> SubjectProfile:
-        try:
-            plaintext = await self._keys.decrypt(
-                vault.sealed, aad=vault_aad(vault.subject_id), scope=KEY_SCOPE,
-                owner=vault.subject_id,
-            )  # fmt: skip
-        except KeyDestroyed as exc:
-            raise SubjectErased(detail=f"subject {vault.subject_id!r} was erased") from exc
-        return SubjectProfile.model_validate_json(plaintext)
-
     def _require_region(self, region: str) -> None:
         if region not in self._settings.regions:
             message = f"region {region!r} is not one of {self._settings.regions}"
@@ -389,6 +379,22 @@ class PrivacyService:
                 request_id=request_id, purpose=purpose, subject=subject_id, detail=detail,
             )
         ])  # fmt: skip
+
+
+async def open_vault(keys: KeyManager, vault: SubjectVaultRow) -> SubjectProfile:
+    """A subject's identifying data, decrypted.
+
+    Raises:
+        SubjectErased: the subject's key is destroyed.
+    """
+    try:
+        plaintext = await keys.decrypt(
+            vault.sealed, aad=vault_aad(vault.subject_id), scope=KEY_SCOPE,
+            owner=vault.subject_id,
+        )  # fmt: skip
+    except KeyDestroyed as exc:
+        raise SubjectErased(detail=f"subject {vault.subject_id!r} was erased") from exc
+    return SubjectProfile.model_validate_json(plaintext)
 
 
 async def _subject(repo: PrivacyRepository, subject_id: str) -> DataSubjectRow:
